@@ -1,0 +1,4 @@
+"""Audit trail pages."""
+from __future__ import annotations
+
+from portal.audit import bp  # noqa: F401

@@ -1,0 +1,1 @@
+"""Shared machinery used by every module (no business rules of one module live here)."""

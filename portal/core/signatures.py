@@ -1,0 +1,111 @@
+"""The one electronic-signature mechanism (Electronic Signature Law art. 13).
+
+A signature is made only after the signer re-authenticates (password now; an SMS one-time code can be
+added as another method). We store the signer, time, IP, user agent, the canonical content that was
+signed and its SHA-256, and write an audit event in the same transaction. ``verify`` recomputes the hash
+from the content as it is *now* (rebuilt by the module from its current rows) and from the stored
+canonical text, so a later change to either the signed record or the signature row is detectable.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from flask import has_request_context, request
+from sqlalchemy import ForeignKey, Index, String, Text, select
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from portal.core import audit
+from portal.core.audit import canonical_json
+from portal.core.db import Base, UTCDateTime, db, utcnow
+from portal.core.models import User
+
+
+class SignatureError(Exception):
+    """Re-authentication failed or the content cannot be signed."""
+
+
+class Signature(Base):
+    __tablename__ = "signatures"
+    __table_args__ = (Index("ix_signatures_subject", "subject_type", "subject_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    signer_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"), index=True)
+    signer_name: Mapped[str] = mapped_column(String(120))
+    purpose: Mapped[str] = mapped_column(String(60))  # e.g. performance.confirm, policy.ack
+    subject_type: Mapped[str] = mapped_column(String(60))
+    subject_id: Mapped[str] = mapped_column(String(60))
+    content: Mapped[str] = mapped_column(Text)  # canonical JSON of what was signed
+    content_hash: Mapped[str] = mapped_column(String(64))
+    method: Mapped[str] = mapped_column(String(20), default="password")
+    ip: Mapped[str] = mapped_column(String(64), default="")
+    user_agent: Mapped[str] = mapped_column(String(300), default="")
+    signed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    signer: Mapped[User] = relationship()
+
+
+def content_hash(content: Any) -> str:
+    text = content if isinstance(content, str) else canonical_json(content)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def reauthenticate(user: User, password: str) -> bool:
+    from portal.core.passwords import check_password
+    return bool(password) and user.is_active and check_password(user.password_hash, password)
+
+
+def sign(user: User, password: str, purpose: str, subject: tuple[str, Any], content: Any) -> Signature:
+    """Re-authenticate ``user`` and record their signature over ``content`` (dict or text).
+
+    The caller commits (the signature, its audit event and the business change in one transaction).
+    """
+    if not reauthenticate(user, password):
+        audit.record("signature.reauth_failed", (subject[0], subject[1]), {"purpose": purpose},
+                     actor=user)
+        raise SignatureError("re-authentication failed")
+    text = content if isinstance(content, str) else canonical_json(content)
+    sig = Signature(
+        signer_id=user.id, signer_name=user.display_name, purpose=purpose,
+        subject_type=str(subject[0]), subject_id=str(subject[1]), content=text,
+        content_hash=content_hash(text), method="password", signed_at=utcnow(),
+        ip=(request.remote_addr or "") if has_request_context() else "",
+        user_agent=(request.user_agent.string[:300] if has_request_context() else ""),
+    )
+    db.session.add(sig)
+    db.session.flush()
+    audit.record("signature.signed", sig, {"purpose": purpose, "subject_type": sig.subject_type,
+                                           "subject_id": sig.subject_id,
+                                           "content_hash": sig.content_hash}, actor=user)
+    return sig
+
+
+@dataclass
+class SignatureCheck:
+    ok: bool
+    stored_hash_ok: bool
+    content_matches: Optional[bool]
+    reason: str = ""
+
+
+def verify(sig: Signature, current_content: Any = None) -> SignatureCheck:
+    """Is the stored signature intact, and (if given) does the current content still match it?"""
+    stored_ok = content_hash(sig.content) == sig.content_hash
+    matches = None
+    if current_content is not None:
+        matches = content_hash(current_content) == sig.content_hash
+    ok = stored_ok and (matches is not False)
+    reason = ""
+    if not stored_ok:
+        reason = "the stored signed content was altered"
+    elif matches is False:
+        reason = "the record changed after it was signed"
+    return SignatureCheck(ok, stored_ok, matches, reason)
+
+
+def signatures_for(subject_type: str, subject_id: Any) -> list[Signature]:
+    return list(db.session.scalars(
+        select(Signature).where(Signature.subject_type == subject_type,
+                                Signature.subject_id == str(subject_id))
+        .order_by(Signature.signed_at, Signature.id)))

@@ -1,0 +1,128 @@
+"""Request pipeline shared by every module: request id, access enforcement, security headers,
+error pages (htmx-aware), template helpers."""
+from __future__ import annotations
+
+import logging
+import uuid
+
+from flask import Flask, abort, current_app, g, render_template, request
+from flask_babel import format_date, format_datetime, get_locale
+from flask_babel import gettext as _
+from flask_login import current_user
+from flask_wtf.csrf import CSRFError, generate_csrf
+from werkzeug.exceptions import HTTPException
+
+from portal.core.db import db
+from portal.core.security import access_of, can, effective_permissions
+from portal.core.ui import is_partial_request, local, nav_for
+
+log = logging.getLogger("portal")
+
+PUBLIC_ENDPOINTS = {"static"}
+
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+       "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; "
+       "form-action 'self'; frame-ancestors 'none'")
+
+
+def check_view_access(app: Flask) -> None:
+    """Refuse to start when a view has no access declaration (require / login_only / public)."""
+    missing = [ep for ep, fn in app.view_functions.items()
+               if ep not in PUBLIC_ENDPOINTS and access_of(fn) is None]
+    if missing:
+        raise RuntimeError(f"views without an access declaration: {sorted(missing)}")
+
+
+def init_app(app: Flask) -> None:
+    @app.before_request
+    def _request_id():
+        g.request_id = uuid.uuid4().hex[:16]
+
+    @app.before_request
+    def _enforce_login():
+        if request.endpoint is None or request.endpoint in PUBLIC_ENDPOINTS:
+            return None
+        view = app.view_functions.get(request.endpoint)
+        access = access_of(view)
+        if access is None:  # cannot happen after check_view_access, but never fail open
+            abort(403)
+        if access[0] == "public":
+            return None
+        if not current_user.is_authenticated:
+            from portal import login_manager
+            return login_manager.unauthorized()
+        return None
+
+    @app.after_request
+    def _headers(resp):
+        resp.headers.setdefault("Content-Security-Policy", CSP)
+        resp.headers["X-Content-Type-Options"] = "nosniff"
+        resp.headers["X-Frame-Options"] = "DENY"
+        resp.headers["Referrer-Policy"] = "same-origin"
+        resp.headers["Cross-Origin-Opener-Policy"] = "same-origin"
+        resp.headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=(self)"
+        if request.is_secure:
+            resp.headers["Strict-Transport-Security"] = "max-age=31536000"
+        resp.headers["X-Request-ID"] = g.get("request_id", "")
+        if current_user and getattr(current_user, "is_authenticated", False):
+            resp.headers.setdefault("Cache-Control", "no-store")
+        return resp
+
+    @app.errorhandler(CSRFError)
+    def _csrf_error(exc):
+        return _error_page(400, _("Your session form expired or is invalid. Reload the page and try again."))
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        if exc.code in (401, 403, 404, 405, 409, 413, 429, 400):
+            return _error_page(exc.code, _message_for(exc.code, exc))
+        return exc
+
+    @app.errorhandler(Exception)
+    def _server_error(exc):
+        if isinstance(exc, HTTPException):
+            return exc
+        log.exception("unhandled error, request %s", g.get("request_id"))
+        try:
+            db.session.rollback()
+        except Exception:  # the connection itself may be gone
+            log.exception("rollback failed")
+        if current_app.config.get("PROPAGATE_EXCEPTIONS_IN_TESTS"):
+            raise exc
+        return _error_page(500, _("Something went wrong on our side. Nothing was saved."))
+
+    app.jinja_env.globals.update(
+        can=lambda perm, obj=None: can(current_user, perm, obj),
+        nav_items=lambda: nav_for(current_user),
+        csrf_token=generate_csrf,
+        current_locale=lambda: str(get_locale()),
+        request_id=lambda: g.get("request_id", ""),
+    )
+    app.jinja_env.filters["localdt"] = lambda v, fmt="yyyy-MM-dd HH:mm": (
+        format_datetime(v, fmt) if v else "")
+    app.jinja_env.filters["localdate"] = lambda v: format_date(v, "yyyy-MM-dd") if v else ""
+    app.jinja_env.filters["tolocal"] = local
+
+
+def _message_for(code: int, exc) -> str:
+    return {
+        400: _("The request could not be understood."),
+        401: _("Please sign in."),
+        403: _("You do not have permission to do this."),
+        404: _("This page or record does not exist."),
+        405: _("This action is not allowed this way."),
+        409: _("Someone else changed this first. Reload and try again."),
+        413: _("The upload is too large."),
+        429: _("Too many attempts. Please wait and try again."),
+    }.get(code, getattr(exc, "description", "") or _("Error"))
+
+
+def _error_page(code: int, message: str):
+    from flask import make_response
+    if is_partial_request():
+        body = render_template("errors/_error.html", code=code, message=message)
+        resp = make_response(body, code)
+        resp.headers["HX-Retarget"] = "#messages"
+        resp.headers["HX-Reswap"] = "innerHTML"
+        return resp
+    return make_response(render_template("errors/error.html", code=code, message=message), code)
