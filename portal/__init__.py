@@ -20,6 +20,8 @@ MODULES: tuple[str, ...] = (
     "portal.accounts",
     "portal.org",
     "portal.audit",
+    "portal.notify",
+    "portal.notices",
 )
 
 csrf = CSRFProtect()

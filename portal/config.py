@@ -82,6 +82,12 @@ def from_env() -> dict:
         "SMS_BACKEND": os.environ.get("SMS_BACKEND", "console"),  # console | http
         "SMS_URL": os.environ.get("SMS_URL", ""),
         "SMS_TOKEN": os.environ.get("SMS_TOKEN", ""),
+        "SMS_TIMEOUT": _int("SMS_TIMEOUT", 10),
+        # Pre-approved gateway template ids (Chinese SMS providers only send registered templates).
+        "SMS_TEMPLATE_GENERIC": os.environ.get("SMS_TEMPLATE_GENERIC", "PORTAL_GENERIC"),
+        "SMS_TEMPLATE_NOTICE": os.environ.get("SMS_TEMPLATE_NOTICE", "PORTAL_FORMAL_NOTICE"),
+        "SMTP_TIMEOUT": _int("SMTP_TIMEOUT", 30),
+        "OUTBOX_LEASE_SECONDS": _int("OUTBOX_LEASE_SECONDS", 300),
         "PG_DUMP": os.environ.get("PG_DUMP", "pg_dump"),
         "PG_RESTORE": os.environ.get("PG_RESTORE", "pg_restore"),
         "SQL_ECHO": _bool("SQL_ECHO", False),

@@ -13,10 +13,16 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
+pytest_plugins = ["tests.services"]
 PASSWORD = "Passw0rd!x"
 _TMP = Path(tempfile.mkdtemp(prefix="portal-tests-"))
 os.environ.setdefault("PORTAL_INSTANCE", str(_TMP / "instance"))
 os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production")
+
+
+def _worker_index() -> int:
+    w = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    return int(w[2:]) if w.startswith("gw") and w[2:].isdigit() else 0
 
 
 def _worker() -> str:
@@ -63,7 +69,11 @@ def app(database_url):
         "SERVER_NAME": None,
         "UPLOAD_DIR": str(_TMP / "uploads"),
         "INSTANCE_DIR": str(_TMP / "instance"),
+        # A Redis database index of this test process, never the portal's own (0).
+        "REDIS_URL": f"redis://127.0.0.1:6379/{10 + _worker_index()}",
     })
+    from portal.core import jobs
+    jobs.set_app(application)
     return application
 
 
@@ -89,16 +99,23 @@ def _clean_db(request):
 def truncate_all(engine) -> None:
     from portal.models import metadata
     tables = [t.name for t in metadata.sorted_tables]
-    with engine.begin() as conn:
-        if engine.dialect.name == "postgresql":
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:
             conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"))
-        else:
-            conn.execute(text("PRAGMA foreign_keys=OFF"))
-            for t in reversed(tables):
-                conn.execute(text(f'DELETE FROM "{t}"'))
-            conn.execute(text("DELETE FROM sqlite_sequence")) if conn.execute(
-                text("SELECT name FROM sqlite_master WHERE name='sqlite_sequence'")).first() else None
-            conn.execute(text("PRAGMA foreign_keys=ON"))
+        return
+    # SQLite: foreign_keys only changes outside a transaction, and the engine emits BEGIN itself
+    # (core/db.py), so switch it on the raw connection before the transaction starts.
+    with engine.connect() as conn:
+        raw = conn.connection.dbapi_connection
+        raw.execute("PRAGMA foreign_keys=OFF")
+        try:
+            with conn.begin():
+                for t in reversed(tables):
+                    conn.execute(text(f'DELETE FROM "{t}"'))
+                conn.execute(text("DELETE FROM sqlite_sequence")) if conn.execute(
+                    text("SELECT name FROM sqlite_master WHERE name='sqlite_sequence'")).first() else None
+        finally:
+            raw.execute("PRAGMA foreign_keys=ON")
 
 
 @pytest.fixture
@@ -179,6 +196,8 @@ class Factory:
         n = next(_seq)
         u = User(username=username or f"user{n}", password_hash=password_hash(),
                  employee_id=getattr(employee, "id", None))
+        if employee is not None:
+            u.employee = employee
         db.session.add(u)
         db.session.flush()
         for code in roles:

@@ -12,7 +12,7 @@ from flask_login import current_user
 from flask_wtf.csrf import CSRFError, generate_csrf
 from werkzeug.exceptions import HTTPException
 
-from portal.core.db import db
+from portal.core.db import db, utcnow
 from portal.core.security import access_of, can, effective_permissions
 from portal.core.ui import is_partial_request, local, nav_for
 
@@ -97,6 +97,7 @@ def init_app(app: Flask) -> None:
         csrf_token=generate_csrf,
         current_locale=lambda: str(get_locale()),
         request_id=lambda: g.get("request_id", ""),
+        now_local=lambda: local(utcnow()),
     )
     app.jinja_env.filters["localdt"] = lambda v, fmt="yyyy-MM-dd HH:mm": (
         format_datetime(v, fmt) if v else "")

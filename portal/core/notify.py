@@ -1,0 +1,370 @@
+"""Transactional outbox and delivery channels (in-app, email over SMTP, SMS over an HTTP gateway).
+
+A message is first a ``Notification`` row written in the same transaction as the business change. After
+commit a delivery job is queued. ``deliver`` claims the row with a conditional UPDATE (pending -> sending),
+so two runs of the same job send once; a failure goes back to pending with a backoff and is retried (RQ
+Retry + the sweep), and after ``MAX_ATTEMPTS`` it is marked failed with the error for HR to see. The
+periodic ``sweep`` re-queues what is still pending (e.g. Redis was down at submit time) and what a killed
+worker left in ``sending``.
+
+States are honest: ``sent`` means our SMTP relay / SMS gateway accepted the message (or, in-app, that it
+is in the recipient's inbox); ``read_at`` is set when the recipient opens it in the portal. Nothing here
+claims delivery to the person.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import smtplib
+import ssl
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.utils import formataddr, make_msgid
+from typing import Any, Iterable, Optional
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+from flask import current_app
+from flask_babel import force_locale
+from flask_babel import gettext as _
+from sqlalchemy import (Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, and_, or_,
+                        select, update)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, mapped_column
+
+from portal.core.db import Base, UTCDateTime, db, utcnow
+from portal.core.security import N_
+
+log = logging.getLogger("portal.notify")
+
+CHANNELS = ("inapp", "email", "sms")
+MAX_ATTEMPTS = 5
+BACKOFF = (30, 120, 600, 1800)  # seconds before attempts 2..5
+STUCK_AFTER_SECONDS = 300  # a 'sending' row older than this was left by a dead worker (OUTBOX_LEASE_SECONDS)
+
+
+class Notification(Base):
+    __tablename__ = "notifications"
+    __table_args__ = (
+        Index("ix_notifications_user_channel_created", "user_id", "channel", "created_at"),
+        Index("ix_notifications_status_due", "status", "due_at"),
+        Index("ix_notifications_related", "related_type", "related_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[Optional[int]] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    channel: Mapped[str] = mapped_column(String(10))
+    address: Mapped[str] = mapped_column(String(200), default="")
+    template_key: Mapped[str] = mapped_column(String(60))
+    subject: Mapped[str] = mapped_column(String(300), default="")
+    body: Mapped[str] = mapped_column(Text, default="")
+    sms_template: Mapped[str] = mapped_column(String(60), default="")
+    params: Mapped[str] = mapped_column(Text, default="{}")
+    locale: Mapped[str] = mapped_column(String(16), default="zh_Hans_CN")
+    formal: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(10), default="pending")  # pending|sending|sent|failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    dedupe_key: Mapped[Optional[str]] = mapped_column(String(200), unique=True)
+    related_type: Mapped[str] = mapped_column(String(60), default="")
+    related_id: Mapped[str] = mapped_column(String(60), default="")
+    link: Mapped[str] = mapped_column(String(300), default="")
+    provider_id: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    due_at: Mapped[Optional[dt.datetime]] = mapped_column(UTCDateTime)
+    claimed_at: Mapped[Optional[dt.datetime]] = mapped_column(UTCDateTime)
+    sent_at: Mapped[Optional[dt.datetime]] = mapped_column(UTCDateTime)
+    failed_at: Mapped[Optional[dt.datetime]] = mapped_column(UTCDateTime)
+    read_at: Mapped[Optional[dt.datetime]] = mapped_column(UTCDateTime)
+
+
+class NotificationPreference(Base):
+    __tablename__ = "notification_preferences"
+    __table_args__ = (UniqueConstraint("user_id", "channel"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    channel: Mapped[str] = mapped_column(String(10))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+# ---------------------------------------------------------------- templates
+
+@dataclass(frozen=True)
+class Template:
+    subject: str  # msgid, %(name)s placeholders
+    body: str  # msgid
+    sms_setting: str = "SMS_TEMPLATE_GENERIC"  # config key holding the gateway's pre-approved template id
+    channels: tuple[str, ...] = ("inapp", "email")
+
+
+TEMPLATES: dict[str, Template] = {
+    "generic": Template(N_("%(subject)s"), N_("%(body)s")),
+    "reminder": Template(N_("Reminder: %(title)s"),
+                         N_("Reminder: %(title)s is due on %(due)s. Open the portal to complete it."),
+                         channels=("inapp", "email", "sms")),
+    "formal_notice": Template(N_("Formal notice: %(title)s"), N_("%(body)s"), "SMS_TEMPLATE_NOTICE",
+                              ("inapp", "email", "sms")),
+}
+
+
+def register_template(key: str, template: Template) -> None:
+    TEMPLATES[key] = template
+
+
+class NotifyError(ValueError):
+    pass
+
+
+def normalise_cn_mobile(value: str) -> str:
+    """E.164 form of a Chinese mobile number, or NotifyError with a user-facing message."""
+    raw = (value or "").strip().replace(" ", "").replace("-", "")
+    if not raw:
+        raise NotifyError(_("No mobile number on file."))
+    try:
+        num = phonenumbers.parse(raw, "CN")
+    except phonenumbers.NumberParseException:
+        raise NotifyError(_("%(value)s is not a phone number.", value=value))
+    if (not phonenumbers.is_valid_number(num)
+            or phonenumbers.number_type(num) not in (phonenumbers.PhoneNumberType.MOBILE,
+                                                     phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE)):
+        raise NotifyError(_("%(value)s is not a valid mobile number.", value=value))
+    return phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalise_email(value: str) -> str:
+    try:
+        return validate_email((value or "").strip(), check_deliverability=False).normalized
+    except EmailNotValidError:
+        raise NotifyError(_("%(value)s is not a valid email address.", value=value or "—"))
+
+
+def enabled_channels(user_id: int) -> set[str]:
+    prefs = {p.channel: p.enabled for p in db.session.scalars(
+        select(NotificationPreference).where(NotificationPreference.user_id == user_id))}
+    return {c for c in CHANNELS if c == "inapp" or prefs.get(c, True)}
+
+
+def set_preference(user_id: int, channel: str, enabled: bool) -> None:
+    if channel not in ("email", "sms"):
+        raise NotifyError(_("In-app messages cannot be turned off."))
+    pref = db.session.scalar(select(NotificationPreference).where(
+        NotificationPreference.user_id == user_id, NotificationPreference.channel == channel))
+    if pref is None:
+        db.session.add(NotificationPreference(user_id=user_id, channel=channel, enabled=enabled))
+    else:
+        pref.enabled = enabled
+
+
+# ---------------------------------------------------------------- writing to the outbox
+
+def send(user, template_key: str, context: dict | None = None, channels: Iterable[str] | None = None,
+         related: tuple[str, Any] | None = None, formal: bool = False, dedupe_key: str | None = None,
+         due_at: dt.datetime | None = None, link: str = "") -> list[Notification]:
+    """Write outbox rows for ``user`` (a User) in the current transaction; delivery is queued after commit.
+
+    Formal messages ignore the user's channel preferences. With ``dedupe_key`` a second call with the same
+    key (e.g. the scheduler ran twice) adds nothing.
+    """
+    from portal.core import jobs
+    template = TEMPLATES[template_key]
+    context = dict(context or {})
+    wanted = list(channels or template.channels)
+    if not formal:
+        allowed = enabled_channels(user.id)
+        wanted = [c for c in wanted if c in allowed]
+    locale = user.locale or current_app.config.get("BABEL_DEFAULT_LOCALE", "zh_Hans_CN")
+    with force_locale(locale):
+        subject = _(template.subject) % _Fill(context)
+        body = _(template.body) % _Fill(context)
+    now = utcnow()
+    rows: list[Notification] = []
+    employee = user.employee
+    for channel in wanted:
+        key = f"{dedupe_key}:{channel}" if dedupe_key else None
+        if key and db.session.scalar(select(Notification.id).where(Notification.dedupe_key == key)):
+            continue
+        n = Notification(user_id=user.id, channel=channel, template_key=template_key, subject=subject[:300],
+                         body=body, locale=locale, formal=formal, dedupe_key=key, link=link,
+                         related_type=str(related[0]) if related else "",
+                         related_id=str(related[1]) if related else "", created_at=now, due_at=due_at or now,
+                         status="pending")
+        if channel == "inapp":
+            n.status, n.sent_at = "sent", now  # it is in the recipient's inbox once committed
+        else:
+            try:
+                if channel == "email":
+                    n.address = normalise_email(employee.email if employee else "")
+                else:
+                    n.address = normalise_cn_mobile(employee.mobile if employee else "")
+                    n.sms_template = current_app.config.get(template.sms_setting, "") or template_key
+                    n.params = json.dumps(_sms_params(context, subject, link), ensure_ascii=False)
+            except NotifyError as exc:
+                n.status, n.last_error, n.failed_at = "failed", str(exc), now
+        try:
+            with db.session.begin_nested():
+                db.session.add(n)
+        except IntegrityError:  # the same dedupe key committed concurrently
+            continue
+        rows.append(n)
+        if n.status == "pending":
+            delay = (n.due_at - now) if n.due_at and n.due_at > now else None
+            jobs.enqueue_after_commit("portal.core.notify.deliver", n.id, queue="notify",
+                                      delay=delay, retry=_retry())
+    return rows
+
+
+class _Fill(dict):
+    """Template values; a placeholder without a value shows as a dash instead of failing."""
+
+    def __missing__(self, key):
+        return "—"
+
+
+def _sms_params(context: dict, subject: str, link: str) -> dict:
+    """SMS gateways in China send only pre-approved templates: short parameters, never the full text."""
+    return {"title": str(context.get("title", subject))[:20], "link": link}
+
+
+def _retry():
+    from rq import Retry
+    return Retry(max=MAX_ATTEMPTS - 1, interval=list(BACKOFF))
+
+
+# ---------------------------------------------------------------- delivery
+
+class DeliveryError(Exception):
+    pass
+
+
+def deliver(notification_id: int) -> str:
+    """Deliver one outbox row. Idempotent: a row that is not pending (or not yet due) is left alone."""
+    now = utcnow()
+    claimed = db.session.execute(
+        update(Notification)
+        .where(Notification.id == notification_id, Notification.status == "pending",
+               or_(Notification.due_at.is_(None), Notification.due_at <= now))
+        .values(status="sending", claimed_at=now, attempts=Notification.attempts + 1)
+        .execution_options(synchronize_session=False))
+    db.session.commit()
+    if claimed.rowcount == 0:
+        return "skipped"
+    n = db.session.get(Notification, notification_id, populate_existing=True)
+    try:
+        provider_id = _send(n)
+    except Exception as exc:  # any gateway/SMTP problem: record it, back off, retry
+        n.last_error = f"{type(exc).__name__}: {exc}"[:1000]
+        if n.attempts >= MAX_ATTEMPTS:
+            n.status, n.failed_at = "failed", utcnow()
+            db.session.commit()
+            log.error("notification %s failed for good: %s", n.id, n.last_error)
+            return "failed"
+        n.status = "pending"
+        n.due_at = utcnow() + dt.timedelta(seconds=BACKOFF[min(n.attempts, len(BACKOFF)) - 1])
+        db.session.commit()
+        raise DeliveryError(n.last_error) from exc
+    n.status, n.sent_at, n.provider_id, n.last_error = "sent", utcnow(), provider_id[:200], ""
+    db.session.commit()
+    return "sent"
+
+
+def _send(n: Notification) -> str:
+    if n.channel == "email":
+        return send_email(n)
+    if n.channel == "sms":
+        return send_sms(n)
+    return "inapp"
+
+
+def send_email(n: Notification) -> str:
+    cfg = current_app.config
+    msg = EmailMessage()
+    msg["From"] = cfg["MAIL_FROM"]
+    msg["To"] = n.address
+    msg["Subject"] = n.subject
+    msg_id = make_msgid(idstring=f"n{n.id}", domain=cfg["MAIL_FROM"].rpartition("@")[2] or "portal")
+    msg["Message-ID"] = msg_id
+    msg["X-Portal-Notification"] = str(n.id)
+    msg.set_content(n.body + (f"\n\n{n.link}" if n.link else ""))
+    mode = cfg.get("SMTP_TLS", "none")
+    timeout = cfg.get("SMTP_TIMEOUT", 30)
+    if mode == "ssl":
+        smtp = smtplib.SMTP_SSL(cfg["SMTP_HOST"], cfg["SMTP_PORT"], timeout=timeout,
+                                context=ssl.create_default_context())
+    else:
+        smtp = smtplib.SMTP(cfg["SMTP_HOST"], cfg["SMTP_PORT"], timeout=timeout)
+    with smtp:
+        if mode == "starttls":
+            smtp.starttls(context=ssl.create_default_context())
+        if cfg.get("SMTP_USER"):
+            smtp.login(cfg["SMTP_USER"], cfg["SMTP_PASSWORD"])
+        smtp.send_message(msg)
+    return msg_id
+
+
+def send_sms(n: Notification) -> str:
+    cfg = current_app.config
+    backend = cfg.get("SMS_BACKEND", "console")
+    payload = {"to": n.address, "template_id": n.sms_template, "params": json.loads(n.params or "{}"),
+               "reference": f"n{n.id}"}
+    if backend == "console":
+        log.warning("SMS (console backend) to %s: %s", n.address, json.dumps(payload, ensure_ascii=False))
+        return f"console-{uuid.uuid4().hex[:12]}"
+    if backend != "http" or not cfg.get("SMS_URL"):
+        raise DeliveryError("SMS gateway is not configured (SMS_BACKEND=http and SMS_URL)")
+    req = urllib.request.Request(cfg["SMS_URL"], data=json.dumps(payload).encode("utf-8"), method="POST",
+                                 headers={"Content-Type": "application/json",
+                                          "Authorization": f"Bearer {cfg.get('SMS_TOKEN', '')}",
+                                          "Idempotency-Key": f"portal-notification-{n.id}"})
+    try:
+        with urllib.request.urlopen(req, timeout=cfg.get("SMS_TIMEOUT", 10)) as resp:
+            body = resp.read(4096).decode("utf-8", "replace")
+    except urllib.error.HTTPError as exc:
+        raise DeliveryError(f"gateway answered {exc.code}: {exc.read(300).decode('utf-8', 'replace')}")
+    try:
+        return str(json.loads(body).get("id", "accepted"))
+    except ValueError:
+        return "accepted"
+
+
+def sweep(now: dt.datetime | None = None, batch: int = 2000) -> int:
+    """Re-queue due pending rows and rows a dead worker left in 'sending'. Returns how many."""
+    from portal.core import jobs
+    now = now or utcnow()
+    lease = dt.timedelta(seconds=current_app.config.get("OUTBOX_LEASE_SECONDS", STUCK_AFTER_SECONDS))
+    db.session.execute(
+        update(Notification)
+        .where(Notification.status == "sending", Notification.claimed_at < now - lease)
+        .values(status="pending").execution_options(synchronize_session=False))
+    db.session.commit()
+    ids = db.session.scalars(
+        select(Notification.id).where(Notification.status == "pending",
+                                      or_(Notification.due_at.is_(None), Notification.due_at <= now))
+        .order_by(Notification.id).limit(batch)).all()
+    for nid in ids:
+        jobs.enqueue("portal.core.notify.deliver", nid, queue="notify")
+    return len(ids)
+
+
+# ---------------------------------------------------------------- in-app inbox
+
+def unread_count(user_id: int) -> int:
+    from sqlalchemy import func
+    return db.session.scalar(select(func.count()).select_from(Notification).where(
+        Notification.user_id == user_id, Notification.channel == "inapp",
+        Notification.read_at.is_(None))) or 0
+
+
+def mark_read(n: Notification, user) -> bool:
+    """First open of an in-app message records the read time (and an audit event for formal ones)."""
+    if n.read_at is not None or n.user_id != user.id:
+        return False
+    n.read_at = utcnow()
+    if n.formal:
+        from portal.core import audit
+        audit.record("notification.read", n, {"related": f"{n.related_type}:{n.related_id}"}, actor=user)
+    return True

@@ -1,0 +1,203 @@
+"""Outbox, delivery, retries, sweep, preferences — against real Redis, SMTP and HTTP endpoints."""
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+import time_machine
+from sqlalchemy import func, select
+
+from portal.core import notify
+from portal.core.db import db
+from portal.core.models import User
+from tests.services import run_worker
+
+
+def _count(**where) -> int:
+    stmt = select(func.count()).select_from(notify.Notification)
+    for k, v in where.items():
+        stmt = stmt.where(getattr(notify.Notification, k) == v)
+    return db.session.scalar(stmt)
+
+
+def _user(make, **kw):
+    u = make.user(**kw)
+    return db.session.get(User, u.id)
+
+
+def test_outbox_row_rolls_back_with_its_transaction(app, make, redis_url):
+    from portal.core import jobs
+    user = _user(make)
+    with app.app_context():
+        notify.send(user, "generic", {"subject": "s", "body": "b"})
+        db.session.flush()
+        assert _count() == 2  # in-app + email (the factory's mobile is valid: sms not in 'generic')
+        db.session.rollback()
+    assert _count() == 0
+    assert jobs.get_queue("notify").count == 0  # nothing was queued for the rolled-back rows
+
+
+def test_outbox_commit_queues_delivery_and_worker_delivers(app, make, redis_url, smtp_server, sms_gateway):
+    from portal.core import jobs
+    user = _user(make, mobile="13800138000")
+    with app.app_context():
+        rows = notify.send(user, "reminder", {"title": "季度 OKR", "due": "2026-12-01"})
+        db.session.commit()
+    assert {r.channel for r in rows} == {"inapp", "email", "sms"}
+    assert jobs.get_queue("notify").count == 2  # email + sms; in-app needs no delivery
+    run_worker(app)
+    assert len(smtp_server.messages) == 1
+    assert "季度 OKR" in smtp_server.messages[0]["Subject"]
+    assert len(sms_gateway.requests) == 1
+    sms = sms_gateway.requests[0]["body"]
+    assert sms["to"] == "+8613800138000"
+    assert sms["template_id"] == app.config["SMS_TEMPLATE_GENERIC"]
+    assert "季度" in sms["params"]["title"]
+    db.session.expire_all()
+    assert _count(status="sent") == 3
+
+
+def test_delivery_job_twice_sends_once(app, make, smtp_server):
+    user = _user(make)
+    with app.app_context():
+        rows = notify.send(user, "generic", {"subject": "hello", "body": "x"}, channels=["email"])
+        db.session.commit()
+        nid = rows[0].id
+        assert notify.deliver(nid) == "sent"
+        assert notify.deliver(nid) == "skipped"
+    assert len(smtp_server.messages) == 1
+
+
+def test_smtp_failure_retries_with_backoff_then_fails_visibly(app, make, smtp_server):
+    user = _user(make)
+    smtp_server.fail_next = 100
+    with app.app_context():
+        nid = notify.send(user, "generic", {"subject": "s", "body": "b"}, channels=["email"])[0].id
+        db.session.commit()
+        start = dt.datetime.now(dt.timezone.utc)
+        with time_machine.travel(start, tick=True) as traveller:
+            for attempt in range(1, notify.MAX_ATTEMPTS):
+                with pytest.raises(notify.DeliveryError):
+                    notify.deliver(nid)
+                n = db.session.get(notify.Notification, nid, populate_existing=True)
+                assert n.status == "pending" and n.attempts == attempt
+                assert "451" in n.last_error
+                # not due yet: a second run now does nothing
+                assert notify.deliver(nid) == "skipped"
+                traveller.shift(dt.timedelta(seconds=notify.BACKOFF[attempt - 1] + 1))
+            assert notify.deliver(nid) == "failed"
+        n = db.session.get(notify.Notification, nid, populate_existing=True)
+        assert n.status == "failed" and n.failed_at is not None and n.attempts == notify.MAX_ATTEMPTS
+    assert smtp_server.messages == []
+
+
+def test_sms_gateway_error_then_success(app, make, sms_gateway):
+    user = _user(make, mobile="13912345678")
+    sms_gateway.fail_next = 1
+    with app.app_context():
+        nid = notify.send(user, "reminder", {"title": "t", "due": "d"}, channels=["sms"])[0].id
+        db.session.commit()
+        with pytest.raises(notify.DeliveryError, match="503"):
+            notify.deliver(nid)
+        with time_machine.travel(dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=1)):
+            assert notify.deliver(nid) == "sent"
+        n = db.session.get(notify.Notification, nid, populate_existing=True)
+        assert n.provider_id == "sms-1" and n.attempts == 2 and n.last_error == ""
+    assert len(sms_gateway.requests) == 1
+    assert sms_gateway.requests[0]["headers"]["Idempotency-Key"] == f"portal-notification-{nid}"
+
+
+def test_bad_address_is_recorded_as_failed_not_dropped(app, make):
+    user = _user(make, mobile="12345", email="not-an-email")
+    with app.app_context():
+        rows = notify.send(user, "formal_notice", {"title": "t", "body": "b"}, formal=True)
+        db.session.commit()
+    by = {r.channel: r for r in rows}
+    assert by["inapp"].status == "sent"
+    assert by["email"].status == "failed" and "not-an-email" in by["email"].last_error
+    assert by["sms"].status == "failed" and "12345" in by["sms"].last_error
+
+
+@pytest.mark.parametrize("raw,ok", [("13800138000", True), ("+86 138 0013 8000", True),
+                                    ("138-0013-8000", True), ("12345", False), ("02112345678", False),
+                                    ("abc", False), ("", False)])
+def test_cn_mobile_validation(app, raw, ok):
+    with app.test_request_context():
+        if ok:
+            assert notify.normalise_cn_mobile(raw) == "+8613800138000"
+        else:
+            with pytest.raises(notify.NotifyError):
+                notify.normalise_cn_mobile(raw)
+
+
+def test_preferences_respected_except_for_formal(app, make):
+    user = _user(make)
+    with app.app_context():
+        notify.set_preference(user.id, "email", False)
+        notify.set_preference(user.id, "sms", False)
+        db.session.commit()
+        plain = notify.send(user, "reminder", {"title": "t", "due": "d"})
+        formal = notify.send(user, "formal_notice", {"title": "t", "body": "b"}, formal=True)
+        db.session.commit()
+    assert [r.channel for r in plain] == ["inapp"]
+    assert {r.channel for r in formal} == {"inapp", "email", "sms"}
+
+
+def test_dedupe_key_makes_second_send_a_no_op(app, make):
+    user = _user(make)
+    with app.app_context():
+        a = notify.send(user, "generic", {"subject": "s", "body": "b"}, dedupe_key="k1")
+        db.session.commit()
+        b = notify.send(user, "generic", {"subject": "s", "body": "b"}, dedupe_key="k1")
+        db.session.commit()
+    assert len(a) == 2 and b == []
+    assert _count() == 2
+
+
+def test_message_rendered_in_recipient_language(app, make):
+    user = _user(make)
+    db.session.get(User, user.id).locale = "en"
+    db.session.commit()
+    user = db.session.get(User, user.id)
+    with app.app_context():
+        en = notify.send(user, "reminder", {"title": "T", "due": "D"}, channels=["inapp"])[0]
+    db.session.rollback()
+    zh_user = _user(make)
+    with app.app_context():
+        zh = notify.send(zh_user, "reminder", {"title": "T", "due": "D"}, channels=["inapp"])[0]
+    assert en.subject.startswith("Reminder")
+    assert zh.subject.startswith("提醒")
+
+
+def test_redis_down_at_submit_then_up_delivers_once(app, make, private_redis, smtp_server, sms_gateway):
+    user = _user(make, mobile="13700137000")
+    private_redis.stop()
+    with app.app_context():
+        rows = notify.send(user, "formal_notice", {"title": "警告", "body": "正文"}, formal=True)
+        db.session.commit()  # succeeds although Redis is down
+    assert _count(status="pending") == 2
+    private_redis.start()
+    with app.app_context():
+        assert notify.sweep() == 2
+        run_worker(app)
+        assert notify.sweep() == 0  # nothing left
+        run_worker(app)
+    assert len(smtp_server.messages) == 1
+    assert len(sms_gateway.requests) == 1
+    db.session.expire_all()
+    assert _count(status="sent") == 3
+
+
+def test_sweep_requeues_rows_left_sending_by_a_dead_worker(app, make, smtp_server, redis_url):
+    user = _user(make)
+    with app.app_context():
+        nid = notify.send(user, "generic", {"subject": "s", "body": "b"}, channels=["email"])[0].id
+        db.session.commit()
+        n = db.session.get(notify.Notification, nid)
+        n.status, n.claimed_at, n.attempts = "sending", dt.datetime.now(dt.timezone.utc), 1
+        db.session.commit()
+        assert notify.sweep() == 0  # still inside its lease
+        later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=app.config["OUTBOX_LEASE_SECONDS"] + 1)
+        assert notify.sweep(now=later) == 1
+        run_worker(app)
+    assert len(smtp_server.messages) == 1
