@@ -12,11 +12,11 @@ import datetime as dt
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from flask import g, has_request_context, request
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, func, select, update
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, func, select, text
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.core.db import Base, UTCDateTime, db, utcnow
@@ -105,7 +105,7 @@ def record(action: str, target: Any = None, data: dict | None = None, actor: Any
         actor_id=getattr(actor, "id", None),
         actor_name=(getattr(actor, "username", "") or "") if actor is not None else "",
         action=action, target_type=ttype, target_id=tid,
-        ip=ip if ip is not None else (request.remote_addr or "" if has_request_context() else ""),
+        ip=ip if ip is not None else ((request.remote_addr or "") if has_request_context() else ""),
         request_id=(g.get("request_id", "") if has_request_context() else ""),
         data=canonical_json(data or {}),
     )
@@ -117,20 +117,55 @@ def record(action: str, target: Any = None, data: dict | None = None, actor: Any
 
 # ---------------------------------------------------------------- sealing
 
+def _begin_write(session) -> None:
+    """SQLite: take the database write lock before reading the head.
+
+    A deferred SQLite transaction that reads first and writes later cannot wait for the write lock
+    (WAL answers "database is locked" at once when another sealer committed meanwhile). Writing
+    first makes SQLite wait (busy_timeout) for the lock and only then fix the read snapshot, the
+    same as BEGIN IMMEDIATE, whichever way the connection begins its transactions. PostgreSQL
+    locks the head row instead (FOR UPDATE).
+    """
+    if session.bind.dialect.name == "sqlite":
+        session.execute(text("UPDATE audit_seal SET last_seq = last_seq WHERE id = 1"))
+
+
 def _seal_row(session, lock: bool):
+    dialect = session.bind.dialect.name
     stmt = select(AuditSeal).where(AuditSeal.id == 1)
-    if lock and session.bind.dialect.name == "postgresql":
+    if lock and dialect == "postgresql":
         stmt = stmt.with_for_update()
     head = session.scalar(stmt)
     if head is None:
-        head = AuditSeal(id=1, last_seq=0, last_hash=GENESIS)
-        session.add(head)
-        session.flush()
+        if dialect == "postgresql":
+            # Two first-ever sealers may race to create the head: let one insert win, then lock it.
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+            session.execute(pg_insert(AuditSeal).values(id=1, last_seq=0, last_hash=GENESIS)
+                            .on_conflict_do_nothing(index_elements=["id"]))
+            head = session.scalar(stmt)
+        else:
+            head = AuditSeal(id=1, last_seq=0, last_hash=GENESIS)
+            session.add(head)
+            session.flush()
     return head
 
 
-def seal(batch: int = 5000, max_batches: int | None = None) -> int:
-    """Seal pending events; returns how many were sealed. Safe to run concurrently and repeatedly."""
+def pending_count() -> int:
+    """How many events wait for a sequence number."""
+    from sqlalchemy.orm import Session
+    with Session(db.engine) as session:
+        return session.scalar(select(func.count()).select_from(AuditEvent)
+                              .where(AuditEvent.seq.is_(None))) or 0
+
+
+def seal(batch: int = 5000, max_batches: int | None = None,
+         progress: Callable[[int], None] | None = None) -> int:
+    """Seal pending events; returns how many were sealed. Safe to run concurrently and repeatedly.
+
+    Each batch is one transaction holding the seal lock (PostgreSQL: the head row FOR UPDATE;
+    SQLite: the database write lock), so concurrent sealers queue and sequence numbers stay gapless.
+    ``progress(n)`` is called after each committed batch with the number of events it sealed.
+    """
     from sqlalchemy.orm import Session
     total = 0
     batches = 0
@@ -138,6 +173,7 @@ def seal(batch: int = 5000, max_batches: int | None = None) -> int:
     while True:
         with Session(db.engine, expire_on_commit=False) as session:
             try:
+                _begin_write(session)
                 head = _seal_row(session, lock=True)
                 rows = session.scalars(select(AuditEvent).where(AuditEvent.seq.is_(None))
                                        .order_by(AuditEvent.id).limit(batch)).all()
@@ -156,13 +192,16 @@ def seal(batch: int = 5000, max_batches: int | None = None) -> int:
                 head.last_seq, head.last_hash, head.sealed_at = seq, prev, now
                 session.commit()
                 total += len(rows)
-            except OperationalError:
-                # SQLite: another sealer won the write lock; its work is ours too. Retry a little.
+            except (OperationalError, IntegrityError):
+                # SQLite: the write lock stayed busy past the timeout; PostgreSQL: a first-ever
+                # head insert raced. Nothing of this batch was committed: retry a few times.
                 session.rollback()
                 retries += 1
                 if retries > 5:
                     raise
                 continue
+        if progress is not None:
+            progress(len(rows))
         batches += 1
         if max_batches is not None and batches >= max_batches:
             return total
@@ -181,11 +220,25 @@ class VerifyResult:
     problems: list[str] = field(default_factory=list)
 
 
-def verify(chunk: int = 5000) -> VerifyResult:
-    """Recompute the chain from seq 1. Streams in chunks; memory stays flat."""
+def _begin_snapshot(session) -> None:
+    """Read the whole chain from one consistent snapshot, so a seal committing meanwhile cannot
+    look like a broken tail."""
+    if session.bind.dialect.name == "postgresql":
+        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+    # SQLite: core/db.py makes every transaction start with an explicit BEGIN, so the first read
+    # below already fixes the snapshot (WAL mode).
+
+
+def verify(chunk: int = 5000, progress: Callable[[int, int], None] | None = None) -> VerifyResult:
+    """Recompute the chain from seq 1. Streams in chunks; memory stays flat.
+
+    ``progress(checked, total)`` is called after each chunk (total = the sealed head's last seq).
+    """
     from sqlalchemy.orm import Session
     with Session(db.engine) as session:
+        _begin_snapshot(session)
         head = session.scalar(select(AuditSeal).where(AuditSeal.id == 1))
+        head_seq = head.last_seq if head else 0
         unsealed = session.scalar(select(func.count()).select_from(AuditEvent)
                                   .where(AuditEvent.seq.is_(None))) or 0
         expected_seq, prev = 1, GENESIS
@@ -209,10 +262,19 @@ def verify(chunk: int = 5000) -> VerifyResult:
                 expected_seq += 1
                 checked += 1
             session.expunge_all()
-        head_seq = head.last_seq if head else 0
+            if progress is not None:
+                progress(checked, max(head_seq, checked))
+        if head is None and last:
+            return VerifyResult(False, checked, unsealed, last + 1,
+                                "the seal head record is missing (chain tail cannot be checked)",
+                                last)
         if head_seq > last:
             return VerifyResult(False, checked, unsealed, last + 1,
                                 f"sequence {last + 1} is missing (chain tail deleted)", last)
+        if head_seq < last:
+            return VerifyResult(False, checked, unsealed, head_seq + 1,
+                                f"sequence {head_seq + 1} lies beyond the sealed head "
+                                "(row added or head changed)", last)
         if head is not None and head_seq and head.last_hash != prev:
             return VerifyResult(False, checked, unsealed, last,
                                 f"chain head does not match sequence {last}", last)

@@ -4,7 +4,9 @@ A signature is made only after the signer re-authenticates (password now; an SMS
 added as another method). We store the signer, time, IP, user agent, the canonical content that was
 signed and its SHA-256, and write an audit event in the same transaction. ``verify`` recomputes the hash
 from the content as it is *now* (rebuilt by the module from its current rows) and from the stored
-canonical text, so a later change to either the signed record or the signature row is detectable.
+canonical text, and compares it with the hash kept in the hash-chained audit event of the signing, so a
+later change to the signed record, to the signature row, or to both the row's content and its hash is
+detectable.
 """
 from __future__ import annotations
 
@@ -60,6 +62,9 @@ def sign(user: User, password: str, purpose: str, subject: tuple[str, Any], cont
     """Re-authenticate ``user`` and record their signature over ``content`` (dict or text).
 
     The caller commits (the signature, its audit event and the business change in one transaction).
+    On ``SignatureError`` the failed attempt ("signature.reauth_failed") has been added to the current
+    transaction: call ``sign`` before changing business rows, and commit after catching the error so
+    the attempt is kept.
     """
     if not reauthenticate(user, password):
         audit.record("signature.reauth_failed", (subject[0], subject[1]), {"purpose": purpose},
@@ -87,21 +92,36 @@ class SignatureCheck:
     stored_hash_ok: bool
     content_matches: Optional[bool]
     reason: str = ""
+    audit_matches: bool = True
+
+
+def _signed_hash_in_audit(sig: Signature) -> Optional[str]:
+    """The content hash recorded in the audit event written when ``sig`` was made."""
+    ev = db.session.scalar(
+        select(audit.AuditEvent)
+        .where(audit.AuditEvent.target_type == Signature.__tablename__,
+               audit.AuditEvent.target_id == str(sig.id),
+               audit.AuditEvent.action == "signature.signed")
+        .order_by(audit.AuditEvent.id).limit(1))
+    return ev.payload.get("content_hash") if ev is not None else None
 
 
 def verify(sig: Signature, current_content: Any = None) -> SignatureCheck:
     """Is the stored signature intact, and (if given) does the current content still match it?"""
     stored_ok = content_hash(sig.content) == sig.content_hash
+    audit_ok = _signed_hash_in_audit(sig) == sig.content_hash
     matches = None
     if current_content is not None:
         matches = content_hash(current_content) == sig.content_hash
-    ok = stored_ok and (matches is not False)
+    ok = stored_ok and audit_ok and (matches is not False)
     reason = ""
     if not stored_ok:
         reason = "the stored signed content was altered"
+    elif not audit_ok:
+        reason = "the signature row differs from the audit record of the signing"
     elif matches is False:
         reason = "the record changed after it was signed"
-    return SignatureCheck(ok, stored_ok, matches, reason)
+    return SignatureCheck(ok, stored_ok, matches, reason, audit_ok)
 
 
 def signatures_for(subject_type: str, subject_id: Any) -> list[Signature]:

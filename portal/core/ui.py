@@ -20,8 +20,9 @@ def is_partial_request() -> bool:
             and request.headers.get("HX-History-Restore-Request") != "true")
 
 
-def render(page: str, partial: str | None = None, status: int = 200, **ctx: Any):
-    """Render ``page`` or, for an htmx request, ``partial`` plus out-of-band flash messages."""
+def render(page: str, partial: str | None = None, /, status: int = 200, **ctx: Any):
+    """Render ``page`` or, for an htmx request, ``partial`` plus out-of-band flash messages.
+    ``page`` and ``partial`` are positional-only, so ``page=`` can pass a paginated result to templates."""
     if partial and is_partial_request():
         body = render_template(partial, **ctx)
         body += render_template("_macros/flash_oob.html")
