@@ -48,7 +48,7 @@ def migrate(url: str) -> None:
     from alembic.config import Config
     cfg = Config(str(ROOT / "alembic.ini"))
     cfg.attributes["url"] = url
-    command.upgrade(cfg, "head")
+    command.upgrade(cfg, "heads")
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,7 @@ from portal.core import audit, signatures
 from portal.core.db import db, get_or_404
 from portal.core.security import can, login_only, register_permissions, require
 from portal.core.ui import page_arg, paginate, register_nav, render
+from portal.home.views import register_card
 from portal.notices import bp, services
 from portal.notices.forms import KIND_LABELS, AckForm, NoticeForm
 from portal.notices.models import Notice, NoticeRecipient
@@ -23,6 +24,11 @@ register_permissions(
      "notices.view_all": _l("See every formal notice and its delivery record")},
     {"hr": ["notices.manage", "notices.view_all"], "legal": ["notices.view_all"]})
 register_nav("notices.index", _l("Notices"), None, order=60)
+register_card(None, _l("Formal notices"), _l("Notices addressed to you, to read and acknowledge."),
+              "notices.index")
+register_card("notices.manage", _l("Send a formal notice"),
+              _l("Warnings, termination, policy changes: portal + email + SMS with a delivery record."),
+              "notices.create")
 
 ERRORS = {
     "bad_kind": _l("Choose a kind of notice."),

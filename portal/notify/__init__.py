@@ -12,3 +12,4 @@ def init_app(app):
     app.cli.add_command(jobs_cli)
     jobs.register_periodic(jobs.Periodic("notify.sweep", "portal.core.notify.sweep", every=60))
     jobs.register_periodic(jobs.Periodic("reminders.dispatch", "portal.core.reminders.dispatch", every=60))
+    jobs.register_periodic(jobs.Periodic("tasks.sweep", "portal.core.tasks.sweep_queued", every=120))

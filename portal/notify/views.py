@@ -13,12 +13,16 @@ from portal.core import notify
 from portal.core.db import db, get_or_404
 from portal.core.security import login_only, register_permissions, require
 from portal.core.ui import htmx_redirect, page_arg, paginate, register_nav, render
+from portal.home.views import register_card
 from portal.notify import bp
 
 register_permissions({"ops.view": _l("See background jobs and requeue failed ones")},
                      {"admin": ["ops.view"], "it": ["ops.view"]})
 register_nav("notify.inbox", _l("Messages"), None, order=5)
 register_nav("notify.ops", _l("Background jobs"), "ops.view", order=95, group="admin")
+register_card(None, _l("Messages"), _l("Reminders and messages from HR and your manager."), "notify.inbox")
+register_card("ops.view", _l("Background jobs"), _l("Queues, failed jobs, messages that could not be sent."),
+              "notify.ops")
 
 
 @bp.route("/notifications")
@@ -129,3 +133,43 @@ def retry_notification(notification_id: int):
         db.session.commit()
         flash(_("The message was queued again."), "success")
     return redirect(url_for("notify.ops"), code=303)
+
+
+# ---------------------------------------------------------------- long-running tasks
+
+def _task_for_user(task_id: int):
+    from portal.core.security import can as _can
+    from portal.core.tasks import BackgroundTask
+    task = get_or_404(BackgroundTask, task_id)
+    if task.owner_id != current_user.id and not _can(current_user, "ops.view"):
+        abort(404)
+    return task
+
+
+@bp.route("/tasks/<int:task_id>")
+@login_only
+def task(task_id: int):
+    return render("notify/task.html", task=_task_for_user(task_id))
+
+
+@bp.route("/tasks/<int:task_id>/status")
+@login_only
+def task_status(task_id: int):
+    t = _task_for_user(task_id)
+    resp = render("notify/_task_status.html", task=t)
+    if t.finished and request.headers.get("HX-Request") == "true":
+        resp.status_code = 286  # htmx: stop polling
+    return resp
+
+
+@bp.route("/tasks/<int:task_id>/download")
+@login_only
+def task_download(task_id: int):
+    from portal.core import audit, uploads
+    t = _task_for_user(task_id)
+    if t.status != "done" or t.result_file_id is None:
+        abort(404)
+    f = get_or_404(uploads.StoredFile, t.result_file_id)
+    audit.record("task.result_downloaded", t, {"kind": t.kind, "file_id": f.id, "sha256": f.sha256})
+    db.session.commit()
+    return uploads.download(f)

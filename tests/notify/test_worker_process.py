@@ -72,3 +72,29 @@ def test_worker_killed_mid_delivery_then_recovers_and_sends_once(app, make, redi
             worker.wait(10)
     assert len(smtp_server.messages) == 1
     assert smtp_server.messages[0]["Subject"] == "带走客户"
+
+
+@pytest.mark.fault
+def test_two_clock_processes_enqueue_each_slot_once(app, redis_url):
+    """`python worker.py --clock` twice at once: one leader, each (job, slot) enqueued once."""
+    from portal.core import jobs
+    env = dict(os.environ, DATABASE_URL=app.config["DATABASE_URL"], REDIS_URL=app.config["REDIS_URL"],
+               SECRET_KEY="test-secret-key-not-for-production")
+    clocks = [subprocess.Popen([sys.executable, str(ROOT / "worker.py"), "--clock", "--interval", "0.3"],
+                               cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True) for _ in range(2)]
+    try:
+        r = jobs.get_redis()
+        assert _wait(lambda: r.exists("portal:clock:leader"), 20)
+        time.sleep(2.0)
+    finally:
+        for c in clocks:
+            os.killpg(c.pid, signal.SIGTERM)
+            c.wait(10)
+    slot_keys = [k.decode() for k in r.scan_iter("portal:periodic:slot:*")]
+    queued = [jid for name in jobs.QUEUES for jid in jobs.get_queue(name).job_ids]
+    assert queued, "the clock enqueued nothing"
+    assert len(queued) == len(set(queued)), "a job id was enqueued twice"
+    assert len(queued) == len(slot_keys)
+    names = {p.name for p in jobs.PERIODIC}
+    assert {k.split(":")[3] for k in slot_keys} == names
