@@ -22,6 +22,10 @@ MODULES: tuple[str, ...] = (
     "portal.audit",
     "portal.notify",
     "portal.notices",
+    "portal.attendance",
+    "portal.performance",
+    "portal.training",
+    "portal.offboarding",
 )
 
 csrf = CSRFProtect()

@@ -1,0 +1,2 @@
+"""attendance data model."""
+from __future__ import annotations

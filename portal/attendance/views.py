@@ -1,0 +1,4 @@
+"""attendance pages."""
+from __future__ import annotations
+
+from portal.attendance import bp  # noqa: F401

@@ -1,0 +1,2 @@
+"""offboarding data model."""
+from __future__ import annotations

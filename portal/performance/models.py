@@ -1,0 +1,2 @@
+"""performance data model."""
+from __future__ import annotations

@@ -1,0 +1,2 @@
+"""training data model."""
+from __future__ import annotations

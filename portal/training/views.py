@@ -1,0 +1,4 @@
+"""training pages."""
+from __future__ import annotations
+
+from portal.training import bp  # noqa: F401
