@@ -44,10 +44,13 @@ def login():
             form.username.data, form.password.data, request.remote_addr or "",
             current_app.config["LOGIN_MAX_FAILURES"], current_app.config["LOGIN_WINDOW_MINUTES"])
         if result.user is not None:
-            session.clear()
+            chosen = session.get("locale")
+            session.clear()  # no session fixation: a fresh session after sign-in
             login_user(result.user, remember=form.remember.data)
             if result.user.locale:
                 session["locale"] = result.user.locale
+            elif chosen:
+                session["locale"] = chosen
             if result.user.must_change_password:
                 flash(_("Please choose your own password now."), "info")
                 return redirect(url_for("accounts.password"))

@@ -28,7 +28,7 @@ register_card(None, _l("Formal notices"), _l("Notices addressed to you, to read 
               "notices.index")
 register_card("notices.manage", _l("Send a formal notice"),
               _l("Warnings, termination, policy changes: portal + email + SMS with a delivery record."),
-              "notices.create")
+              "notices.compose")
 
 ERRORS = {
     "bad_kind": _l("Choose a kind of notice."),
@@ -71,7 +71,7 @@ def _tokens(raw: str) -> list[str]:
 
 @bp.route("/notices/new", methods=["GET", "POST"])
 @require("notices.manage")
-def create():
+def compose():
     form = NoticeForm()
     status = 200
     if form.validate_on_submit():
