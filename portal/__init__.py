@@ -72,6 +72,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     from portal import cli
     cli.init_app(app)
+    import portal.models  # noqa: F401  (every mapper known before the first query, CLI included)
 
     web.check_view_access(app)
 
