@@ -11,7 +11,7 @@ case "${1:-compile}" in
       --project hr-portal -o portal/translations/messages.pot . >/dev/null 2>&1
     if [ -f portal/translations/zh_Hans_CN/LC_MESSAGES/messages.po ]; then
       "$PY" -m babel.messages.frontend update -i portal/translations/messages.pot -d portal/translations \
-        -l zh_Hans_CN --no-fuzzy-matching --omit-header >/dev/null
+        -l zh_Hans_CN --no-fuzzy-matching >/dev/null
     else
       "$PY" -m babel.messages.frontend init -i portal/translations/messages.pot -d portal/translations -l zh_Hans_CN >/dev/null
     fi
