@@ -26,7 +26,8 @@ def register_card(perm, title, text_, endpoint) -> None:
 def index():
     perms = effective_permissions(current_user)
     cards = [c for c in CARDS if c[0] is None or c[0] in perms]
-    return render("home/index.html", cards=cards, roles=sorted(current_user.role_codes))
+    roles = sorted((ur.role for ur in current_user.user_roles), key=lambda r: r.id)
+    return render("home/index.html", cards=cards, roles=roles)
 
 
 @bp.route("/healthz")

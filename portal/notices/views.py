@@ -159,7 +159,8 @@ def show(notice_id: int):
 def acknowledge(notice_id: int):
     notice = get_or_404(Notice, notice_id)
     recipient = db.session.scalar(select(NoticeRecipient).where(
-        NoticeRecipient.notice_id == notice.id, NoticeRecipient.user_id == current_user.id).with_for_update())
+        NoticeRecipient.notice_id == notice.id, NoticeRecipient.user_id == current_user.id)
+        .with_for_update(of=NoticeRecipient))
     if recipient is None or notice.status != "sent":
         abort(404)
     form = AckForm()

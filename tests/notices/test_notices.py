@@ -96,7 +96,8 @@ def test_seed_004_notice_delivery_read_and_acknowledgement(app, make, redis_url,
     db.session.execute(text("UPDATE notices SET body = 'changed' WHERE id = :i"), {"i": notice.id})
     db.session.commit()
     ev = hr_client.get(f"/notices/{notice.id}/evidence").get_data(as_text=True)
-    assert "signature does not match" in ev or "签名不符" in ev
+    assert "签名不匹配" in ev  # the acknowledgement no longer matches the notice
+    assert "当前重新计算：已变更" in ev  # the content hash recomputed now differs
 
 
 def test_unknown_recipient_is_a_clear_error_and_saves_nothing(app, make):
