@@ -1,4 +1,419 @@
-"""performance pages."""
+"""OKR pages: my OKRs, the alignment tree, objectives and key results, check-ins, team report, cycles,
+early warnings. Thin: parse -> permission -> services -> commit -> render/redirect."""
 from __future__ import annotations
 
-from portal.performance import bp  # noqa: F401
+
+from flask import Response, abort, flash, redirect, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from portal.core import audit
+from portal.core.db import db, get_or_404
+from portal.core.security import can, check, employee_scope, login_only, managed_department_ids, require
+from portal.core.ui import register_nav, render
+from portal.home.views import register_card
+from portal.org.models import Department, Employee
+from portal.performance import access, bp, services  # noqa: F401  (access registers permissions)
+from portal.performance.forms import (CYCLE_KIND_LABELS, KIND_LABELS, LEVEL_LABELS, CheckInForm, CycleForm,
+                                      KeyResultForm, ObjectiveForm)
+from portal.performance.models import Cycle, KeyResult, Objective
+
+register_nav("performance.my_okrs", _l("OKRs"), None, order=50)
+register_nav("performance.reviews", _l("Performance"), None, order=52)
+register_card(None, _l("My OKRs"), _l("Objectives, key results and monthly check-ins."), "performance.my_okrs")
+register_card("okr.team", _l("Team OKR report"), _l("Completion of your team and who has not checked in."),
+              "performance.team")
+register_card("perf.manage", _l("Performance cycles"), _l("Open and close OKR and review cycles."),
+              "performance.cycles")
+
+ERRORS = {
+    "not_a_number": _l("Enter a number."),
+    "too_small": _l("The value must be at least %(minimum)s."),
+    "bad_kind": _l("Choose a type."),
+    "bad_year": _l("Enter a year between 2000 and 2100."),
+    "bad_quarter": _l("Enter a quarter from 1 to 4."),
+    "bad_month": _l("Enter a month from 1 to 12."),
+    "bad_checkin_day": _l("Choose a day from 1 to 28."),
+    "cycle_exists": _l("The cycle %(name)s already exists."),
+    "conflict": _l("Someone else changed this first. Reload and try again."),
+    "nothing_pending": _l("Nothing is waiting for approval any more."),
+    "cycle_not_open": _l("The cycle is not open."),
+    "bad_level": _l("Choose a level."),
+    "required": _l("This field is required."),
+    "forbidden": _l("You may not do this at this level."),
+    "parent_other_cycle": _l("The parent objective belongs to another cycle."),
+    "parent_level": _l("An objective aligns to a company or team objective (company objectives align to "
+                       "nothing)."),
+    "parent_cycle": _l("This alignment would make a loop."),
+    "yesno_value": _l("Enter 0 (no) or 1 (yes)."),
+    "whole_number": _l("Enter a whole number."),
+    "milestones_done": _l("Enter a whole number of milestones from 0 to %(total)s."),
+    "target_equals_start": _l("The target must differ from the start value."),
+    "confidence": _l("Confidence is a whole number from 1 to 10."),
+}
+
+
+def msg(exc: services.PerfError) -> str:
+    text = str(ERRORS.get(exc.code, exc.code))
+    return text % exc.params if exc.params else text
+
+
+def _cycle_arg() -> Cycle | None:
+    cid = request.args.get("cycle", type=int)
+    if cid:
+        return get_or_404(Cycle, cid)
+    return services.default_cycle()
+
+
+def progress_class(p) -> str:
+    if p is None:
+        return "w-0"
+    return f"w-{int(round(float(p) * 20)) * 5}"
+
+
+bp.add_app_template_filter(progress_class, "perf_w")
+
+
+# ---------------------------------------------------------------- my OKRs and the tree
+
+@bp.route("/okr")
+@login_only
+def my_okrs():
+    cycle = _cycle_arg()
+    mine, pending = services.my_objectives(current_user, cycle) if cycle else ([], [])
+    return render("performance/my.html", cycle=cycle, cycles=services.cycles(), nodes=mine, pending=pending,
+                  kinds=KIND_LABELS, levels=LEVEL_LABELS)
+
+
+@bp.route("/okr/tree")
+@login_only
+def tree():
+    cycle = _cycle_arg()
+    dept = request.args.get("dept", type=int)
+    roots = services.alignment_tree(current_user, cycle, dept) if cycle else []
+    depts = db.session.scalars(select(Department).order_by(Department.name)).all()
+    return render("performance/tree.html", cycle=cycle, cycles=services.cycles(), roots=roots, depts=depts,
+                  dept=dept, kinds=KIND_LABELS, levels=LEVEL_LABELS)
+
+
+# ---------------------------------------------------------------- objectives
+
+def _objective_form(cycle: Cycle | None, form: ObjectiveForm | None = None) -> ObjectiveForm:
+    form = form or ObjectiveForm()
+    open_cycles = services.cycles(("open",))
+    form.cycle_id.choices = [(c.id, c.name) for c in open_cycles]
+    perms = access._perms(current_user)
+    levels = ["individual"]
+    if "perf.manage" in perms or ("okr.team" in perms and managed_department_ids(current_user)):
+        levels.insert(0, "team")
+    if "perf.manage" in perms:
+        levels.insert(0, "company")
+    form.level.choices = [(lv, LEVEL_LABELS[lv]) for lv in levels]
+    dq = select(Department).order_by(Department.name)
+    if "perf.manage" not in perms:
+        dq = dq.where(Department.id.in_(managed_department_ids(current_user) or {-1}))
+    form.department_id.choices = [(0, "—")] + [(d.id, d.name) for d in db.session.scalars(dq)]
+    eq = select(Employee).where(Employee.status != "left").order_by(Employee.name)
+    cond = None if "perf.manage" in perms else employee_scope(current_user)
+    if cond is not None:
+        eq = eq.where(cond)
+    form.owner_id.choices = [(0, _("Myself"))] + [(e.id, f"{e.name} ({e.emp_no})") for e in db.session.scalars(eq)]
+    parents = []
+    if cycle is not None:
+        parents = db.session.scalars(select(Objective).where(
+            Objective.cycle_id == cycle.id, Objective.level.in_(("company", "team")),
+            Objective.status == "active").order_by(Objective.level, Objective.title)).all()
+    form.parent_id.choices = [(0, "—")] + [(o.id, f"{LEVEL_LABELS[o.level]} · {o.title}") for o in parents]
+    return form
+
+
+@bp.route("/okr/objectives/new")
+@login_only
+def new_objective():
+    cycle = _cycle_arg()
+    form = _objective_form(cycle)
+    if cycle is not None and request.method == "GET":
+        form.cycle_id.data = cycle.id
+        form.parent_id.data = request.args.get("parent", 0, type=int)
+        if request.args.get("level") in LEVEL_LABELS:
+            form.level.data = request.args["level"]
+    return render("performance/objective_form.html", form=form, cycle=cycle, objective=None)
+
+
+@bp.route("/okr/objectives", methods=["POST"])
+@login_only
+def create_objective():
+    cycle = db.session.get(Cycle, request.form.get("cycle_id", type=int) or 0)
+    form = _objective_form(cycle)
+    if not form.validate_on_submit() or cycle is None:
+        return render("performance/objective_form.html", form=form, cycle=cycle, objective=None, status=422)
+    dept = db.session.get(Department, form.department_id.data) if form.department_id.data else None
+    owner = db.session.get(Employee, form.owner_id.data) if form.owner_id.data else None
+    parent = db.session.get(Objective, form.parent_id.data) if form.parent_id.data else None
+    try:
+        obj = services.create_objective(current_user, cycle, form.level.data, form.title.data,
+                                        description=form.description.data or "", owner=owner, department=dept,
+                                        parent=parent, link_weight=form.link_weight.data)
+    except services.PerfError as exc:
+        db.session.rollback()
+        target = getattr(form, exc.field, None) if exc.field else None
+        (target or form.title).errors = list((target or form.title).errors) + [msg(exc)]
+        return render("performance/objective_form.html", form=form, cycle=cycle, objective=None, status=422)
+    db.session.commit()
+    flash(_("Objective saved.") if obj.status == "active"
+          else _("Objective saved. It waits for your manager's approval."), "success")
+    return redirect(url_for("performance.objective", objective_id=obj.id), code=303)
+
+
+@bp.route("/okr/objectives/<int:objective_id>/edit")
+@login_only
+def edit_objective(objective_id: int):
+    obj = get_or_404(Objective, objective_id)
+    check("okr.edit", obj)
+    form = _objective_form(obj.cycle, ObjectiveForm(obj=obj))
+    form.parent_id.data = obj.parent_id or 0
+    return render("performance/objective_form.html", form=form, cycle=obj.cycle, objective=obj)
+
+
+@bp.route("/okr/objectives/<int:objective_id>/edit", methods=["POST"])
+@login_only
+def update_objective(objective_id: int):
+    obj = get_or_404(Objective, objective_id)
+    check("okr.edit", obj)
+    form = _objective_form(obj.cycle)
+    form.level.data, form.cycle_id.data = obj.level, obj.cycle_id
+    status = 422
+    if form.validate_on_submit():
+        parent = db.session.get(Objective, form.parent_id.data) if form.parent_id.data else None
+        try:
+            services.update_objective(current_user, obj, form.title.data, form.description.data or "", parent,
+                                      form.link_weight.data)
+        except services.PerfError as exc:
+            db.session.rollback()
+            target = getattr(form, exc.field, None) if exc.field else form.title
+            target.errors = list(target.errors) + [msg(exc)]
+        else:
+            db.session.commit()
+            flash(_("Objective saved."), "success")
+            return redirect(url_for("performance.objective", objective_id=obj.id), code=303)
+    return render("performance/objective_form.html", form=form, cycle=obj.cycle, objective=obj, status=status)
+
+
+@bp.route("/okr/objectives/<int:objective_id>")
+@login_only
+def objective(objective_id: int):
+    obj = db.session.scalar(select(Objective).options(selectinload(Objective.key_results))
+                            .where(Objective.id == objective_id))
+    if obj is None or not can(current_user, "okr.view", obj):
+        abort(404)
+    return _render_objective(obj, KeyResultForm())
+
+
+def _render_objective(obj: Objective, kr_form: KeyResultForm, status: int = 200):
+    children = db.session.scalars(select(Objective).where(Objective.parent_id == obj.id,
+                                                          Objective.status != "rejected")).all()
+    family = [obj, *children]
+    krs = db.session.scalars(select(KeyResult).where(KeyResult.objective_id.in_([o.id for o in family]))).all()
+    res = services.progress_for(family, list(krs))
+    visible_children = [c for c in children if can(current_user, "okr.view", c)]
+    parent = db.session.get(Objective, obj.parent_id) if obj.parent_id else None
+    return render("performance/objective.html", obj=obj, res=res, children=visible_children, parent=parent,
+                  form=kr_form, kinds=KIND_LABELS, levels=LEVEL_LABELS, status=status)
+
+
+@bp.route("/okr/objectives/<int:objective_id>/krs", methods=["POST"])
+@login_only
+def create_kr(objective_id: int):
+    obj = get_or_404(Objective, objective_id)
+    check("okr.edit", obj)
+    form = KeyResultForm()
+    if form.validate_on_submit():
+        try:
+            kr = services.add_key_result(current_user, obj, form.title.data, form.kind.data, form.unit.data,
+                                         form.start_value.data, form.target_value.data, form.weight.data)
+        except services.PerfError as exc:
+            db.session.rollback()
+            target = getattr(form, exc.field, None) if exc.field else form.title
+            target.errors = list(target.errors) + [msg(exc)]
+        else:
+            db.session.commit()
+            flash(_("Key result added.") if kr.status == "active"
+                  else _("Key result added. It waits for your manager's approval."), "success")
+            return redirect(url_for("performance.objective", objective_id=obj.id), code=303)
+    obj = db.session.get(Objective, objective_id)
+    return _render_objective(obj, form, 422)
+
+
+@bp.route("/okr/objectives/<int:objective_id>/approve", methods=["POST"])
+@login_only
+def approve_objective(objective_id: int):
+    obj = get_or_404(Objective, objective_id)
+    check("okr.approve", obj)
+    ok = request.form.get("decision", "approve") != "reject"
+    try:
+        services.approve_objective(current_user, obj, ok)
+    except services.Conflict as exc:
+        db.session.rollback()
+        flash(msg(exc), "error")
+        return render("errors/error.html", code=409, message=msg(exc), status=409)
+    db.session.commit()
+    flash(_("Approved.") if ok else _("Rejected."), "success")
+    nxt = request.form.get("next") or ""
+    if not (nxt.startswith("/") and not nxt.startswith("//")):
+        nxt = url_for("performance.objective", objective_id=obj.id)
+    return redirect(nxt, code=303)
+
+
+# ---------------------------------------------------------------- key results and check-ins
+
+def _kr_or_404(kr_id: int) -> KeyResult:
+    kr = db.session.get(KeyResult, kr_id)
+    if kr is None or not can(current_user, "okr.view", kr.objective):
+        abort(404)
+    return kr
+
+
+def _render_kr(kr: KeyResult, form: CheckInForm, status: int = 200):
+    history = services.kr_history(kr)
+    chart = services.chart_points(kr, history)
+    progress = services.rollup.kr_progress(kr.kind, kr.start_value, kr.target_value, kr.current_value)
+    return render("performance/kr.html", "performance/_kr_body.html", kr=kr, history=history, chart=chart,
+                  progress=progress, form=form, kinds=KIND_LABELS, status=status)
+
+
+@bp.route("/okr/krs/<int:kr_id>")
+@login_only
+def key_result(kr_id: int):
+    kr = _kr_or_404(kr_id)
+    form = CheckInForm()
+    form.value.data = f"{kr.current_value.normalize():f}"
+    return _render_kr(kr, form)
+
+
+@bp.route("/okr/krs/<int:kr_id>/checkins", methods=["POST"])
+@login_only
+def create_checkin(kr_id: int):
+    kr = _kr_or_404(kr_id)
+    check("okr.checkin", kr)
+    form = CheckInForm()
+    if form.validate_on_submit():
+        try:
+            services.check_in(current_user, kr, form.value.data, form.confidence.data, form.comment.data or "")
+        except services.PerfError as exc:
+            db.session.rollback()
+            target = getattr(form, exc.field, None) if exc.field else form.value
+            target.errors = list(target.errors) + [msg(exc)]
+        else:
+            db.session.commit()
+            flash(_("Check-in saved."), "success")
+            kr = db.session.get(KeyResult, kr_id)
+            fresh = CheckInForm(formdata=None)
+            fresh.value.data = f"{kr.current_value.normalize():f}"
+            return _render_kr(kr, fresh)
+    kr = db.session.get(KeyResult, kr_id)
+    return _render_kr(kr, form, 422)
+
+
+# ---------------------------------------------------------------- team report and export
+
+def _report_access() -> None:
+    if not (can(current_user, "okr.team") or can(current_user, "perf.view_all")):
+        abort(403)
+
+
+@bp.route("/okr/team")
+@login_only
+def team():
+    _report_access()
+    cycle = _cycle_arg()
+    report = services.team_report(current_user, cycle) if cycle else None
+    return render("performance/team.html", cycle=cycle, cycles=services.cycles(), report=report)
+
+
+@bp.route("/okr/team.xlsx")
+@require("perf.export")
+def team_export():
+    cycle = _cycle_arg()
+    if cycle is None:
+        abort(404)
+    report = services.team_report(current_user, cycle)
+    labels = {"cycle": _("Cycle"), "emp_no": _("Employee no."), "name": _("Name"),
+              "department": _("Department"), "objectives": _("Objectives"), "completion": _("Completion %"),
+              "last_checkin": _("Last check-in"), "this_month": _("Checked in this month"),
+              "yes": _("yes"), "no": _("no")}
+    body = services.team_report_xlsx(report, cycle, labels)
+    audit.record("okr.report_exported", cycle, {"rows": len(report["rows"]), "format": "xlsx"})
+    db.session.commit()
+    return Response(body, mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                    headers={"Content-Disposition": f'attachment; filename="okr-{cycle.id}.xlsx"'})
+
+
+# ---------------------------------------------------------------- cycles (HR)
+
+@bp.route("/performance/cycles")
+@require("perf.manage")
+def cycles():
+    return render("performance/cycles.html", cycles=services.cycles(), form=CycleForm(), kinds=CYCLE_KIND_LABELS)
+
+
+@bp.route("/performance/cycles", methods=["POST"])
+@require("perf.manage")
+def create_cycle():
+    form = CycleForm()
+    if form.validate_on_submit():
+        try:
+            services.create_cycle(current_user, form.kind.data, form.year.data, form.number.data,
+                                  form.checkin_day.data)
+        except services.PerfError as exc:
+            db.session.rollback()
+            target = getattr(form, exc.field, None) if exc.field else form.year
+            target.errors = list(target.errors) + [msg(exc)]
+        else:
+            db.session.commit()
+            flash(_("Cycle created. Open it when objectives may be set."), "success")
+            return redirect(url_for("performance.cycles"), code=303)
+    return render("performance/cycles.html", cycles=services.cycles(), form=form, kinds=CYCLE_KIND_LABELS,
+                  status=422)
+
+
+@bp.route("/performance/cycles/<int:cycle_id>/<any(open, close):action>", methods=["POST"])
+@require("perf.manage")
+def cycle_state(cycle_id: int, action: str):
+    cycle = get_or_404(Cycle, cycle_id)
+    try:
+        (services.open_cycle if action == "open" else services.close_cycle)(cycle, current_user)
+    except services.Conflict as exc:
+        db.session.rollback()
+        return render("errors/error.html", code=409, message=msg(exc), status=409)
+    db.session.commit()
+    flash(_("Cycle opened.") if action == "open" else _("Cycle closed."), "success")
+    return redirect(url_for("performance.cycles"), code=303)
+
+
+# ---------------------------------------------------------------- early warnings
+
+@bp.route("/performance/warnings")
+@login_only
+def warnings():
+    _report_access()
+    rows = services.warnings_for(current_user)
+    import json
+    return render("performance/warnings.html", rows=[(w, json.loads(w.data or "{}")) for w in rows])
+
+
+def fmt_num(value) -> str:
+    """A Decimal without trailing zeros (12.5000 -> 12.5); money keeps two decimals."""
+    if value is None:
+        return "—"
+    return f"{value.normalize():f}" if hasattr(value, "normalize") else str(value)
+
+
+def fmt_pct(p) -> str:
+    return "—" if p is None else f"{float(p) * 100:.0f}%"
+
+
+bp.add_app_template_filter(fmt_num, "perf_num")
+bp.add_app_template_filter(fmt_pct, "perf_pct")
