@@ -10,7 +10,7 @@ import portal.core.db
 
 
 revision = '0011_performance'
-down_revision = '0003_files'
+down_revision = '0010_attendance'
 branch_labels = None
 depends_on = None
 
