@@ -13,7 +13,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
-pytest_plugins = ["tests.services"]
+pytest_plugins = ["tests.services", "tests.browser"]
 PASSWORD = "Passw0rd!x"
 _TMP = Path(tempfile.mkdtemp(prefix="portal-tests-"))
 os.environ.setdefault("PORTAL_INSTANCE", str(_TMP / "instance"))

@@ -7,7 +7,6 @@ from sqlalchemy import select
 
 from portal.attendance.models import Punch
 from portal.core.db import db
-from tests.e2e.conftest import browser, live_server, phone  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.browser
 

@@ -6,7 +6,6 @@ from sqlalchemy import select
 
 from portal.core.db import db
 from portal.performance.models import CheckIn
-from tests.e2e.conftest import browser, live_server, phone  # noqa: F401  (fixtures)
 from tests.performance.helpers import build_org, okr_tree, open_cycle
 
 pytestmark = pytest.mark.browser
