@@ -70,12 +70,12 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(CSRFError)
     def _csrf_error(exc):
-        return _error_page(400, _("Your session form expired or is invalid. Reload the page and try again."))
+        return error_page(400, _("Your session form expired or is invalid. Reload the page and try again."))
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
         if exc.code in (401, 403, 404, 405, 409, 413, 429, 400):
-            return _error_page(exc.code, _message_for(exc.code, exc))
+            return error_page(exc.code, _message_for(exc.code, exc))
         return exc
 
     @app.errorhandler(Exception)
@@ -89,7 +89,7 @@ def init_app(app: Flask) -> None:
             log.exception("rollback failed")
         if current_app.config.get("PROPAGATE_EXCEPTIONS_IN_TESTS"):
             raise exc
-        return _error_page(500, _("Something went wrong on our side. Nothing was saved."))
+        return error_page(500, _("Something went wrong on our side. Nothing was saved."))
 
     app.jinja_env.globals.update(
         can=lambda perm, obj=None: can(current_user, perm, obj),
@@ -118,7 +118,7 @@ def _message_for(code: int, exc) -> str:
     }.get(code, getattr(exc, "description", "") or _("Error"))
 
 
-def _error_page(code: int, message: str):
+def error_page(code: int, message: str):
     from flask import make_response
     if is_partial_request():
         body = render_template("errors/_error.html", code=code, message=message)
