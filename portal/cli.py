@@ -52,6 +52,10 @@ def demo_cmd():
                 "Use them for demonstrations only, never on a portal with real data.",
                 fg="yellow", err=True)
     result = demo.load_demo(password, local_today())
+    # Module demo data (each loader is idempotent and needs the demo company above).
+    from portal.performance import demo as performance_demo
+    perf = performance_demo.load(local_today())
+    click.echo(f"performance demo: {perf}")
     if result.changed:
         done = ", ".join(f"{n} {what}" for what, n in result.created.items() if n)
         click.echo(f"demo company {demo.COMPANY} loaded: {done}")

@@ -1,7 +1,7 @@
 """performance
 
 Revision ID: 0011_performance
-Revises: 0003_files
+Revises: 0010_attendance
 Create Date: 2026-11-25 13:56:50.183163
 """
 from alembic import op
@@ -24,6 +24,9 @@ def upgrade() -> None:
     sa.Column('end_date', sa.Date(), nullable=False),
     sa.Column('status', sa.String(length=10), nullable=False),
     sa.Column('checkin_day', sa.Integer(), nullable=False),
+    sa.Column('checkin_frequency', sa.String(length=10), nullable=False),
+    sa.Column('checkin_weekday', sa.Integer(), nullable=False),
+    sa.Column('response_days', sa.Integer(), nullable=False),
     sa.Column('opened_at', portal.core.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('closed_at', portal.core.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('created_at', portal.core.db.UTCDateTime(timezone=True), nullable=False),
@@ -52,10 +55,12 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('template_id', sa.Integer(), nullable=False),
     sa.Column('name', sa.String(length=120), nullable=False),
+    sa.Column('code', sa.String(length=40), nullable=False),
     sa.Column('weight', sa.Numeric(precision=18, scale=4), nullable=False),
     sa.Column('position', sa.Integer(), nullable=False),
     sa.ForeignKeyConstraint(['template_id'], ['perf_review_templates.id'], name=op.f('fk_perf_review_criteria_template_id_perf_review_templates'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_perf_review_criteria'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_perf_review_criteria')),
+    sa.UniqueConstraint('template_id', 'code', name=op.f('uq_perf_review_criteria_template_id_code'))
     )
     with op.batch_alter_table('perf_review_criteria', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_perf_review_criteria_template_id'), ['template_id'], unique=False)
@@ -156,6 +161,8 @@ def upgrade() -> None:
     sa.Column('confirmed_at', portal.core.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('approved_at', portal.core.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('approved_by_id', sa.Integer(), nullable=True),
+    sa.Column('response_due_at', portal.core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('unsigned_reason', sa.Text(), nullable=False),
     sa.Column('created_at', portal.core.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', portal.core.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['approved_by_id'], ['users.id'], name=op.f('fk_perf_reviews_approved_by_id_users'), ondelete='SET NULL'),
@@ -199,6 +206,7 @@ def upgrade() -> None:
     sa.Column('progress', sa.Numeric(precision=18, scale=4), nullable=True),
     sa.Column('confidence', sa.Integer(), nullable=False),
     sa.Column('comment', sa.Text(), nullable=False),
+    sa.Column('milestones_done', sa.Text(), nullable=False),
     sa.Column('created_at', portal.core.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['employee_id'], ['employees.id'], name=op.f('fk_perf_checkins_employee_id_employees'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['key_result_id'], ['perf_key_results.id'], name=op.f('fk_perf_checkins_key_result_id_perf_key_results'), ondelete='CASCADE'),
@@ -208,6 +216,20 @@ def upgrade() -> None:
     with op.batch_alter_table('perf_checkins', schema=None) as batch_op:
         batch_op.create_index('ix_perf_checkins_employee_month', ['employee_id', 'month'], unique=False)
         batch_op.create_index('ix_perf_checkins_kr_created', ['key_result_id', 'created_at'], unique=False)
+    op.create_table('perf_milestones',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('key_result_id', sa.Integer(), nullable=False),
+    sa.Column('title', sa.String(length=200), nullable=False),
+    sa.Column('position', sa.Integer(), nullable=False),
+    sa.Column('done', sa.Boolean(), nullable=False),
+    sa.Column('done_at', portal.core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('done_by_id', sa.Integer(), nullable=True),
+    sa.ForeignKeyConstraint(['done_by_id'], ['users.id'], name=op.f('fk_perf_milestones_done_by_id_users'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['key_result_id'], ['perf_key_results.id'], name=op.f('fk_perf_milestones_key_result_id_perf_key_results'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_perf_milestones'))
+    )
+    with op.batch_alter_table('perf_milestones', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_perf_milestones_key_result_id'), ['key_result_id'], unique=False)
     op.create_table('perf_review_revisions',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('review_id', sa.Integer(), nullable=False),
@@ -240,6 +262,9 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table('perf_review_scores')
     op.drop_table('perf_review_revisions')
+    with op.batch_alter_table('perf_milestones', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_perf_milestones_key_result_id'))
+    op.drop_table('perf_milestones')
     with op.batch_alter_table('perf_checkins', schema=None) as batch_op:
         batch_op.drop_index('ix_perf_checkins_kr_created')
         batch_op.drop_index('ix_perf_checkins_employee_month')

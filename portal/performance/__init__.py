@@ -30,7 +30,8 @@ def init_app(app) -> None:
         d = dt.datetime.strptime(month, "%Y-%m").date() if month else None
         click.echo(f"{perf_jobs.early_warning(d)} warning(s) raised")
 
-    @perf.command("reminders", help="Schedule this month's check-in reminders.")
+    @perf.command("reminders", help="Schedule the check-in reminders of the current period (monthly, "
+                                    "biweekly or weekly, per cycle).")
     def reminders_cmd():
         from portal.performance import jobs as perf_jobs
         click.echo(f"{perf_jobs.checkin_reminders()} reminder(s) scheduled")

@@ -48,7 +48,7 @@ def can_view_objective(user, obj) -> bool:
 def can_edit_objective(user, obj) -> bool:
     """Change the objective or add key results to it."""
     perms = _perms(user)
-    if obj.cycle is not None and obj.cycle.status != "open":
+    if obj.status == "archived" or (obj.cycle is not None and obj.cycle.status != "open"):
         return False
     if "perf.manage" in perms:
         return True
@@ -61,7 +61,7 @@ def can_edit_objective(user, obj) -> bool:
 
 @policy("okr.approve")
 def can_approve_objective(user, obj) -> bool:
-    if obj.level != "individual":
+    if obj.level != "individual" or obj.status == "archived":
         return False
     if "perf.manage" in _perms(user):
         return True

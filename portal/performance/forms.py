@@ -7,14 +7,25 @@ KIND_LABELS = {"number": _l("Numeric value"), "percentage": _l("Percentage"), "m
                "yesno": _l("Yes / no")}
 LEVEL_LABELS = {"company": _l("Company"), "team": _l("Team"), "individual": _l("Individual")}
 CYCLE_KIND_LABELS = {"year": _l("Year"), "quarter": _l("Quarter"), "month": _l("Month")}
+FREQUENCY_LABELS = {"monthly": _l("Monthly"), "biweekly": _l("Every two weeks"), "weekly": _l("Weekly")}
+WEEKDAY_LABELS = [(0, _l("Monday")), (1, _l("Tuesday")), (2, _l("Wednesday")), (3, _l("Thursday")),
+                  (4, _l("Friday")), (5, _l("Saturday")), (6, _l("Sunday"))]
 
 
-class CycleForm(FlaskForm):
+class CycleSettingsForm(FlaskForm):
+    checkin_frequency = SelectField(_l("Check-ins"), choices=list(FREQUENCY_LABELS.items()), default="monthly")
+    checkin_day = IntegerField(_l("Monthly check-in due on day"), default=25,
+                               validators=[InputRequired(), NumberRange(1, 28)])
+    checkin_weekday = SelectField(_l("Weekly / biweekly check-in due on"), coerce=int, choices=WEEKDAY_LABELS,
+                                  default=4)
+    response_days = IntegerField(_l("Days the employee has to sign or appeal a result"), default=7,
+                                 validators=[InputRequired(), NumberRange(1, 60)])
+
+
+class CycleForm(CycleSettingsForm):
     kind = SelectField(_l("Kind"), choices=list(CYCLE_KIND_LABELS.items()))
     year = IntegerField(_l("Year"), validators=[InputRequired(), NumberRange(2000, 2100)])
     number = IntegerField(_l("Quarter (1-4) or month (1-12)"), validators=[Optional(), NumberRange(1, 12)])
-    checkin_day = IntegerField(_l("Monthly check-in due on day"), default=25,
-                               validators=[InputRequired(), NumberRange(1, 28)])
 
 
 class ObjectiveForm(FlaskForm):
@@ -34,21 +45,24 @@ class KeyResultForm(FlaskForm):
     kind = SelectField(_l("Type"), choices=list(KIND_LABELS.items()))
     unit = StringField(_l("Unit (e.g. CNY, %, pcs)"), validators=[Optional(), Length(max=20)])
     start_value = StringField(_l("Start"), default="0", validators=[Optional(), Length(max=30)])
-    target_value = StringField(_l("Target (milestones: how many)"), validators=[DataRequired(), Length(max=30)])
+    target_value = StringField(_l("Target"), validators=[Optional(), Length(max=30)])
     weight = StringField(_l("Weight"), default="1", validators=[DataRequired(), Length(max=30)])
+    milestones = TextAreaField(_l("Milestones (milestone type), one per line"),
+                               validators=[Optional(), Length(max=12000)])
 
 
 class CheckInForm(FlaskForm):
-    value = StringField(_l("Current value"), validators=[DataRequired(), Length(max=30)])
+    value = StringField(_l("Current value"), validators=[Optional(), Length(max=30)])
     confidence = IntegerField(_l("Confidence (1-10)"), default=7, validators=[InputRequired(), NumberRange(1, 10)])
     comment = TextAreaField(_l("Comment"), validators=[Optional(), Length(max=4000)])
 
 
 class TemplateForm(FlaskForm):
     name = StringField(_l("Name"), validators=[DataRequired(), Length(max=120)])
-    criteria = TextAreaField(_l("Criteria, one per line: name | weight"), validators=[DataRequired(), Length(max=4000)])
-    formula = StringField(_l("Final score formula (names: okr, manager, self)"), default="0.6 * okr + 0.4 * manager",
-                          validators=[DataRequired(), Length(max=300)])
+    criteria = TextAreaField(_l("Criteria, one per line: name | weight | code"),
+                             validators=[DataRequired(), Length(max=4000)])
+    formula = StringField(_l("Final score formula (names: okr, manager, self and the criterion codes)"),
+                          default="0.6 * okr + 0.4 * manager", validators=[DataRequired(), Length(max=300)])
 
 
 class RatingsForm(FlaskForm):
@@ -77,6 +91,11 @@ class RespondForm(FlaskForm):
 class CalibrateForm(FlaskForm):
     final_score = StringField(_l("Final score"), validators=[DataRequired(), Length(max=10)])
     note = TextAreaField(_l("Reason"), validators=[DataRequired(), Length(max=4000)])
+
+
+class UnsignedApprovalForm(FlaskForm):
+    reason = TextAreaField(_l("Reason for approving without the employee's signature"),
+                           validators=[DataRequired(), Length(max=4000)])
 
 
 class LaunchForm(FlaskForm):

@@ -7,7 +7,7 @@ import datetime as dt
 from decimal import Decimal
 from typing import Optional
 
-from sqlalchemy import (Date, ForeignKey, Index, Integer, Numeric, String, Text, UniqueConstraint)
+from sqlalchemy import (Boolean, Date, ForeignKey, Index, Integer, Numeric, String, Text, UniqueConstraint)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.core.db import Base, TimestampMixin, UTCDateTime, utcnow
@@ -17,7 +17,11 @@ CYCLE_KINDS = ("year", "quarter", "month")
 CYCLE_STATUSES = ("draft", "open", "closed")
 LEVELS = ("company", "team", "individual")
 KR_KINDS = ("number", "percentage", "milestone", "yesno")
-OKR_STATUSES = ("pending", "active", "rejected")
+# archived: deleted after check-ins existed; kept for history, left out of every roll-up
+OKR_STATUSES = ("pending", "active", "rejected", "archived")
+# how often key results are checked in (reminders, "who has not checked in"); the early warning keeps
+# using the monthly completion whatever the frequency (DOMAIN.md)
+CHECKIN_FREQUENCIES = ("monthly", "biweekly", "weekly")
 # Review workflow: self -> manager -> employee (sees the result) -> confirmed (signed) -> approved (HR)
 #                                       \-> appealed -> (manager/HR respond) -> employee
 REVIEW_STATUSES = ("self", "manager", "employee", "appealed", "confirmed", "approved")
@@ -36,6 +40,10 @@ class Cycle(TimestampMixin, Base):
     end_date: Mapped[dt.date] = mapped_column(Date)
     status: Mapped[str] = mapped_column(String(10), default="draft")
     checkin_day: Mapped[int] = mapped_column(Integer, default=25)  # check-in due each month on this day
+    checkin_frequency: Mapped[str] = mapped_column(String(10), default="monthly")
+    checkin_weekday: Mapped[int] = mapped_column(Integer, default=4)  # weekly/biweekly: due on (0 = Monday)
+    # days the employee has to sign or appeal after the manager submits; then HR may approve unsigned
+    response_days: Mapped[int] = mapped_column(Integer, default=7)
     opened_at: Mapped[Optional[dt.datetime]] = mapped_column(UTCDateTime)
     closed_at: Mapped[Optional[dt.datetime]] = mapped_column(UTCDateTime)
 
@@ -87,6 +95,26 @@ class KeyResult(TimestampMixin, Base):
     created_by_id: Mapped[Optional[int]] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
 
     objective: Mapped[Objective] = relationship(back_populates="key_results")
+    milestones: Mapped[list["Milestone"]] = relationship(back_populates="key_result",
+                                                         order_by="Milestone.position",
+                                                         cascade="all, delete-orphan")
+
+
+class Milestone(Base):
+    """A named milestone of a milestone key result (progress = done / total)."""
+
+    __tablename__ = "perf_milestones"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key_result_id: Mapped[int] = mapped_column(ForeignKey("perf_key_results.id", ondelete="CASCADE"),
+                                               index=True)
+    title: Mapped[str] = mapped_column(String(200))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    done: Mapped[bool] = mapped_column(Boolean, default=False)
+    done_at: Mapped[Optional[dt.datetime]] = mapped_column(UTCDateTime)
+    done_by_id: Mapped[Optional[int]] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+    key_result: Mapped[KeyResult] = relationship(back_populates="milestones")
 
 
 class CheckIn(Base):
@@ -104,6 +132,8 @@ class CheckIn(Base):
     progress: Mapped[Optional[Decimal]] = mapped_column(Num)  # KR progress after this check-in (0..1)
     confidence: Mapped[int] = mapped_column(Integer)
     comment: Mapped[str] = mapped_column(Text, default="")
+    # milestone key results: JSON list of the milestone titles done after this check-in
+    milestones_done: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     user = relationship("User", foreign_keys=[user_id])
@@ -160,11 +190,13 @@ class ReviewTemplate(TimestampMixin, Base):
 
 class ReviewCriterion(Base):
     __tablename__ = "perf_review_criteria"
+    __table_args__ = (UniqueConstraint("template_id", "code"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     template_id: Mapped[int] = mapped_column(ForeignKey("perf_review_templates.id", ondelete="CASCADE"),
                                              index=True)
     name: Mapped[str] = mapped_column(String(120))
+    code: Mapped[str] = mapped_column(String(40))  # formula name of the criterion's score, e.g. quality
     weight: Mapped[Decimal] = mapped_column(Num)
     position: Mapped[int] = mapped_column(Integer, default=0)
     template: Mapped[ReviewTemplate] = relationship(back_populates="criteria")
@@ -197,6 +229,10 @@ class Review(TimestampMixin, Base):
     confirmed_at: Mapped[Optional[dt.datetime]] = mapped_column(UTCDateTime)
     approved_at: Mapped[Optional[dt.datetime]] = mapped_column(UTCDateTime)
     approved_by_id: Mapped[Optional[int]] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # the employee signs or appeals by then (cycle.response_days after the result was issued)
+    response_due_at: Mapped[Optional[dt.datetime]] = mapped_column(UTCDateTime)
+    # HR approved without the employee's signature after response_due_at: the recorded reason
+    unsigned_reason: Mapped[str] = mapped_column(Text, default="")
 
     cycle: Mapped[Cycle] = relationship()
     employee: Mapped[Employee] = relationship()

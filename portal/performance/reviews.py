@@ -7,7 +7,9 @@ UPDATE on (id, status), so of two concurrent actions one wins and the other gets
 """
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
+import re
 from dataclasses import dataclass
 from decimal import Decimal, ROUND_HALF_UP
 from typing import Any, Optional
@@ -15,7 +17,7 @@ from typing import Any, Optional
 from simpleeval import SimpleEval
 from sqlalchemy import select, update
 
-from portal.core import audit, notify, signatures
+from portal.core import audit, notify, reminders, signatures
 from portal.core.audit import canonical_json
 from portal.core.db import db, utcnow
 from portal.core.models import User
@@ -53,6 +55,10 @@ DEFAULT_BANDS = (("A+", "95", "1.5"), ("A", "85", "1.2"), ("B", "70", "1.0"), ("
                  ("D", "0", "0.5"))
 Q2 = Decimal("0.01")
 FORMULA_NAMES = ("okr", "manager", "self")
+# a criterion's code names its score (0-100) in the formula, e.g. 0.5 * quality + 0.5 * okr
+CODE_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+RESERVED_CODES = set(FORMULA_NAMES) | {"min", "max", "round", "true", "false", "none", "and", "or", "not",
+                                       "if", "else", "in", "is", "lambda"}
 
 
 def q2(value) -> Decimal:
@@ -118,7 +124,7 @@ def coefficient_for(employee_id: int, cycle_id: int) -> Optional[Decimal]:
 
 def evaluate(formula: str, names: dict[str, Any]) -> Decimal:
     """Evaluate a score formula safely (simpleeval, never eval): + - * / ( ), numbers, min/max/round and
-    the names okr, manager, self."""
+    the names okr, manager, self and the template's criterion codes."""
     evaluator = SimpleEval(names={k: float(v) for k, v in names.items()},
                            functions={"min": min, "max": max, "round": round})
     try:
@@ -131,7 +137,9 @@ def evaluate(formula: str, names: dict[str, Any]) -> Decimal:
     return q2(value)
 
 
-def create_template(actor: User, name: str, formula: str, criteria: list[tuple[str, Any]]) -> ReviewTemplate:
+def create_template(actor: User, name: str, formula: str, criteria: list[tuple]) -> ReviewTemplate:
+    """``criteria``: (name, weight) or (name, weight, code) per criterion. A code (lower-case letters,
+    digits, _) makes the criterion's score usable in the formula; without one it is c1, c2, ..."""
     name = (name or "").strip()
     if not name:
         raise PerfError("required", "name")
@@ -140,20 +148,33 @@ def create_template(actor: User, name: str, formula: str, criteria: list[tuple[s
     formula = (formula or "").strip() or "manager"
     if len(formula) > 300:
         raise PerfError("bad_formula", "formula")
-    evaluate(formula, {"okr": 80, "manager": 70, "self": 60})
-    rows = [((n or "").strip(), dec(w, "criteria", minimum=Decimal(0))) for n, w in criteria
-            if (n or "").strip()]
+    rows = []
+    for row in criteria:
+        n, w, code = (tuple(row) + ("",))[:3]
+        if not (n or "").strip():
+            continue
+        rows.append([(n or "").strip(), dec(w, "criteria", minimum=Decimal(0)), (code or "").strip()])
     if not rows:
         raise PerfError("no_criteria", "criteria")
-    if sum(w for _n, w in rows) <= 0:
+    if sum(w for _n, w, _c in rows) <= 0:
         raise PerfError("criteria_weights", "criteria")
+    seen: set[str] = set()
+    for i, row in enumerate(rows):
+        code = row[2] or f"c{i + 1}"
+        if not CODE_RE.match(code) or code in RESERVED_CODES:
+            raise PerfError("bad_code", "criteria", name=code)
+        if code in seen:
+            raise PerfError("code_duplicate", "criteria", name=code)
+        seen.add(code)
+        row[2] = code
+    evaluate(formula, {"okr": 80, "manager": 70, "self": 60, **{c: 75 for _n, _w, c in rows}})
     t = ReviewTemplate(name=name[:120], formula=formula)
-    for i, (n, w) in enumerate(rows):
-        t.criteria.append(ReviewCriterion(name=n[:120], weight=w, position=i))
+    for i, (n, w, code) in enumerate(rows):
+        t.criteria.append(ReviewCriterion(name=n[:120], weight=w, code=code, position=i))
     db.session.add(t)
     db.session.flush()
     audit.record("perf.template_created", t, {"name": t.name, "formula": formula,
-                                              "criteria": [(n, str(w)) for n, w in rows]}, actor=actor)
+                                              "criteria": [(n, str(w), c) for n, w, c in rows]}, actor=actor)
     return t
 
 
@@ -184,7 +205,7 @@ def result_content(review: Review) -> dict:
         "review_id": review.id, "revision": review.revision, "cycle": review.cycle.name,
         "employee_id": emp.id, "emp_no": emp.emp_no, "employee": emp.name,
         "template": review.template.name, "formula": review.template.formula,
-        "criteria": [{"name": c.name, "weight": _s(c.weight, 4),
+        "criteria": [{"name": c.name, "code": c.code, "weight": _s(c.weight, 4),
                       "score": _s(scores[c.id].score) if c.id in scores else None,
                       "comment": scores[c.id].comment if c.id in scores else ""}
                      for c in review.template.criteria],
@@ -265,7 +286,8 @@ def submit_score(actor: User, review: Review, scores: dict[int, tuple[Any, str]]
     manager = q2(sum(c.weight * parsed[c.id][0] for c in crits) / total_w)
     okr = employee_completion(review.employee_id, review.cycle_id)
     computed = evaluate(review.template.formula, {"okr": okr or 0, "manager": manager,
-                                                  "self": review.self_score or 0})
+                                                  "self": review.self_score or 0,
+                                                  **{c.code: parsed[c.id][0] for c in crits}})
     _transition(review, ("self", "manager"), "employee")
     have = {s.criterion_id: s for s in review.scores}
     for c in crits:
@@ -279,11 +301,29 @@ def submit_score(actor: User, review: Review, scores: dict[int, tuple[Any, str]]
     review.rating, review.coefficient = rating_for(computed)
     review.scored_by_id = actor.id
     rev = _issue_revision(review, actor, "manager score")
+    _start_response_window(review)
     audit.record("perf.manager_scored", review, {"manager_score": str(manager), "okr": _s(okr),
                                                  "final_score": str(computed), "rating": review.rating,
-                                                 "revision": rev.number, "content_hash": rev.content_hash},
+                                                 "revision": rev.number, "content_hash": rev.content_hash,
+                                                 "response_due_at": review.response_due_at},
                  actor=actor)
     _notify_employee(review, "perf.result_ready", score=str(computed), rating=review.rating)
+
+
+def _start_response_window(review: Review, now: dt.datetime | None = None) -> None:
+    """The result was issued (again): the employee has ``cycle.response_days`` days to sign or appeal,
+    with a reminder before that deadline; after it HR may approve without the signature."""
+    days = review.cycle.response_days or 7
+    due = (now or utcnow()) + dt.timedelta(days=days)
+    review.response_due_at = due
+    reminders.complete(("perf_reviews", review.id))
+    user = _employee_user(review)
+    if user is not None:
+        before = dt.timedelta(days=2) if days >= 3 else dt.timedelta(hours=12)
+        reminders.before_deadline([user.id], ("perf_reviews", review.id), f"perf.respond.{review.revision}", due,
+                                  before=[before], overdue_every=None, link=_link(review),
+                                  context={"title": f"Performance result {review.cycle.name}: "
+                                                    f"sign or appeal (revision {review.revision})"})
 
 
 def _notify_employee(review: Review, key: str, **ctx) -> None:
@@ -304,6 +344,7 @@ def confirm(actor: User, review: Review, password: str) -> signatures.Signature:
     sig = signatures.sign(actor, password, "performance.confirm", ("perf_reviews", review.id), content)
     _transition(review, ("employee",), "confirmed")
     review.signature_id, review.confirmed_at = sig.id, sig.signed_at
+    reminders.complete(("perf_reviews", review.id))
     rev = db.session.scalar(select(ReviewRevision).where(ReviewRevision.review_id == review.id,
                                                          ReviewRevision.number == review.revision))
     rev.signature_id = sig.id
@@ -322,6 +363,7 @@ def appeal(actor: User, review: Review, reason: str) -> Appeal:
     if not reason:
         raise PerfError("required", "reason")
     _transition(review, ("employee",), "appealed")
+    reminders.complete(("perf_reviews", review.id))
     a = Appeal(review_id=review.id, revision=review.revision, reason=reason[:4000], created_by_id=actor.id)
     db.session.add(a)
     db.session.flush()
@@ -365,6 +407,8 @@ def respond(actor: User, review: Review, response: str, new_score: Any = None) -
         rev = _issue_revision(review, actor, "appeal answered")
         data.update(revision=rev.number, final_score=str(score), rating=review.rating,
                     content_hash=rev.content_hash)
+    _start_response_window(review)
+    data["response_due_at"] = review.response_due_at
     audit.record("perf.appeal_answered", review, data, actor=actor)
     _notify_employee(review, "perf.appeal_answered", response=a.response)
     return a
@@ -381,7 +425,8 @@ def calibrate(actor: User, review: Review, final_score: Any, note: str) -> Revie
         raise PerfError("required", "note")
     score = _score(final_score, "final_score")
     previous = {"status": review.status, "revision": review.revision, "final_score": _s(review.final_score),
-                "rating": review.rating, "signature_id": review.signature_id}
+                "rating": review.rating, "signature_id": review.signature_id,
+                "unsigned_reason": review.unsigned_reason}
     _transition(review, ("employee", "appealed", "confirmed", "approved"), "employee")
     a = open_appeal(review)
     if a is not None:
@@ -389,11 +434,14 @@ def calibrate(actor: User, review: Review, final_score: Any, note: str) -> Revie
     review.final_score, review.calibration_note = score, note[:4000]
     review.rating, review.coefficient = rating_for(score)
     review.signature_id = review.confirmed_at = review.approved_at = review.approved_by_id = None
+    review.unsigned_reason = ""
     after_signing = previous["status"] in ("confirmed", "approved")
     rev = _issue_revision(review, actor, "revision after signing" if after_signing else "HR calibration")
+    _start_response_window(review)
     audit.record("perf.review_revised" if after_signing else "perf.calibrated", review,
                  {"previous": previous, "revision": rev.number, "final_score": str(score),
-                  "rating": review.rating, "note": note, "content_hash": rev.content_hash}, actor=actor)
+                  "rating": review.rating, "note": note, "content_hash": rev.content_hash,
+                  "response_due_at": review.response_due_at}, actor=actor)
     _notify_employee(review, "perf.result_ready", score=str(score), rating=review.rating)
     return rev
 
@@ -409,6 +457,37 @@ def approve(actor: User, review: Review) -> None:
     audit.record("perf.result_approved", review, {"revision": review.revision, "rating": review.rating,
                                                   "coefficient": _s(review.coefficient, 3),
                                                   "signature_id": review.signature_id}, actor=actor)
+    _notify_employee(review, "perf.approved", rating=review.rating)
+
+
+def response_overdue(review: Review, now: dt.datetime | None = None) -> bool:
+    """The employee neither signed nor appealed within the cycle's response days."""
+    return (review.status == "employee" and review.response_due_at is not None
+            and review.response_due_at <= (now or utcnow()))
+
+
+def approve_unsigned(actor: User, review: Review, reason: str, now: dt.datetime | None = None) -> None:
+    """HR approves a result the employee neither signed nor appealed by ``response_due_at``, with a
+    recorded reason (e.g. "employee did not respond"). The result carries no signature; the reason is
+    shown on it and audited. A later change is a new revision like after signing (calibrate)."""
+    if not can(actor, "perf.manage"):
+        raise PerfError("forbidden")
+    reason = (reason or "").strip()
+    if not reason:
+        raise PerfError("required", "reason")
+    now = now or utcnow()
+    if review.status != "employee":
+        raise Conflict("conflict")
+    if not response_overdue(review, now):
+        raise PerfError("not_overdue", "reason")
+    _transition(review, ("employee",), "approved")
+    review.approved_at, review.approved_by_id = now, actor.id
+    review.unsigned_reason = reason[:4000]
+    reminders.complete(("perf_reviews", review.id))
+    audit.record("perf.result_approved_unsigned", review,
+                 {"revision": review.revision, "reason": review.unsigned_reason,
+                  "response_due_at": review.response_due_at, "rating": review.rating,
+                  "coefficient": _s(review.coefficient, 3)}, actor=actor)
     _notify_employee(review, "perf.approved", rating=review.rating)
 
 

@@ -20,8 +20,8 @@ from portal.core.models import Role, RolePermission, User, UserRole
 from portal.core.security import N_, can, employee_scope, managed_department_ids
 from portal.org.models import Department, Employee
 from portal.performance import access, rollup
-from portal.performance.models import (CYCLE_KINDS, KR_KINDS, LEVELS, CheckIn, Cycle, EarlyWarning,
-                                       KeyResult, MonthlyCompletion, Objective)
+from portal.performance.models import (CHECKIN_FREQUENCIES, CYCLE_KINDS, KR_KINDS, LEVELS, CheckIn, Cycle,
+                                       EarlyWarning, KeyResult, Milestone, MonthlyCompletion, Objective)
 
 notify.register_template("perf.warning", notify.Template(
     N_("Performance early warning: %(name)s"),
@@ -96,19 +96,55 @@ def cycle_dates(kind: str, year: int, number: int | None) -> tuple[str, dt.date,
     return f"{year}-{number:02d}", start, add_months(start, 1) - dt.timedelta(days=1)
 
 
-def create_cycle(actor: User, kind: str, year: int, number: int | None, checkin_day: int = 25) -> Cycle:
+def _cycle_settings(checkin_day: Any, frequency: str, weekday: Any, response_days: Any) -> dict:
+    def whole(value, field, lo, hi, code):
+        try:
+            n = int(str(value).strip())
+        except (TypeError, ValueError):
+            raise PerfError(code, field)
+        if not lo <= n <= hi:
+            raise PerfError(code, field)
+        return n
+    if frequency not in CHECKIN_FREQUENCIES:
+        raise PerfError("bad_frequency", "checkin_frequency")
+    return {"checkin_day": whole(checkin_day, "checkin_day", 1, 28, "bad_checkin_day"),
+            "checkin_frequency": frequency,
+            "checkin_weekday": whole(weekday, "checkin_weekday", 0, 6, "bad_weekday"),
+            "response_days": whole(response_days, "response_days", 1, 60, "bad_response_days")}
+
+
+def create_cycle(actor: User, kind: str, year: int, number: int | None, checkin_day: int = 25,
+                 frequency: str = "monthly", weekday: int = 4, response_days: int = 7) -> Cycle:
+    """A draft cycle. Check-ins are due monthly (on ``checkin_day``), or every week / two weeks (on
+    ``weekday``, 0 = Monday); ``response_days``: how long the employee has to sign or appeal a result."""
     name, start, end = cycle_dates(kind, year, number)
-    if not 1 <= checkin_day <= 28:
-        raise PerfError("bad_checkin_day", "checkin_day")
+    values = _cycle_settings(checkin_day, frequency, weekday, response_days)
     if db.session.scalar(select(Cycle.id).where(Cycle.name == name)):
         raise PerfError("cycle_exists", "year", name=name)
-    cycle = Cycle(name=name, kind=kind, start_date=start, end_date=end, checkin_day=checkin_day,
-                  status="draft")
+    cycle = Cycle(name=name, kind=kind, start_date=start, end_date=end, status="draft", **values)
     db.session.add(cycle)
     db.session.flush()
-    audit.record("perf.cycle_created", cycle, {"name": name, "kind": kind, "start": start, "end": end},
-                 actor=actor)
+    audit.record("perf.cycle_created", cycle, {"name": name, "kind": kind, "start": start, "end": end,
+                                               **values}, actor=actor)
     return cycle
+
+
+def update_cycle_settings(actor: User, cycle: Cycle, checkin_day: Any, frequency: str, weekday: Any,
+                          response_days: Any) -> None:
+    """Change the check-in rhythm and the response time of a cycle that is not closed. The reminders of
+    the current check-in period are rebuilt for the new rhythm."""
+    if cycle.status == "closed":
+        raise PerfError("cycle_closed")
+    values = _cycle_settings(checkin_day, frequency, weekday, response_days)
+    before = {k: getattr(cycle, k) for k in values}
+    for k, v in values.items():
+        setattr(cycle, k, v)
+    db.session.flush()
+    audit.record("perf.cycle_settings", cycle, {"before": before, "after": values}, actor=actor)
+    if cycle.status == "open" and (before["checkin_frequency"], before["checkin_day"], before["checkin_weekday"]) \
+            != (values["checkin_frequency"], values["checkin_day"], values["checkin_weekday"]):
+        reminders.complete(("perf_cycles", cycle.id))
+        schedule_checkin_reminders(cycle_ids=[cycle.id], replace=True)
 
 
 def _transition(model, obj_id: int, expected: tuple[str, ...], new: str, **values) -> None:
@@ -257,7 +293,34 @@ def update_objective(actor: User, obj: Objective, title: str, description: str,
                                                 "status": obj.status}, actor=actor)
 
 
-def validate_kr(kind: str, start: Any, target: Any, current: Any, weight: Any) -> tuple[Decimal, ...]:
+MAX_MILESTONES = 50
+
+
+def clean_milestones(titles: Any) -> list[str]:
+    """Milestone titles from a list or from text with one title per line; blank lines dropped."""
+    if titles is None:
+        return []
+    if isinstance(titles, str):
+        titles = titles.splitlines()
+    out: list[str] = []
+    for t in titles:
+        t = (t or "").strip()
+        if not t:
+            continue
+        if len(t) > 200:
+            raise PerfError("milestone_too_long", "milestones")
+        if t in out:
+            raise PerfError("milestone_duplicate", "milestones", title=t)
+        out.append(t)
+    if len(out) > MAX_MILESTONES:
+        raise PerfError("too_many_milestones", "milestones", max=MAX_MILESTONES)
+    return out
+
+
+def validate_kr(kind: str, start: Any, target: Any, current: Any, weight: Any,
+                milestones: list[str] | None = None) -> tuple[Decimal, ...]:
+    """(start, target, current, weight). Milestone key results: the target is the number of named
+    milestones and the current value the number done (progress = done / total)."""
     if kind not in KR_KINDS:
         raise PerfError("bad_kind", "kind")
     w = dec(weight, "weight", minimum=Decimal(0))
@@ -267,14 +330,16 @@ def validate_kr(kind: str, start: Any, target: Any, current: Any, weight: Any) -
             raise PerfError("yesno_value", "current_value")
         return Decimal(0), Decimal(1), cur, w
     if kind == "milestone":
-        total = dec(target, "target_value", minimum=Decimal(1))
-        if total != total.to_integral_value():
-            raise PerfError("whole_number", "target_value")
+        if not milestones:
+            raise PerfError("milestones_required", "milestones")
+        total = Decimal(len(milestones))
         done = dec(current or 0, "current_value", minimum=Decimal(0))
         if done != done.to_integral_value() or done > total:
             raise PerfError("milestones_done", "current_value", total=total)
         return Decimal(0), total, done, w
     s = dec(start or 0, "start_value")
+    if target is None or str(target).strip() == "":
+        raise PerfError("required", "target_value")
     t = dec(target, "target_value")
     if t == s:
         raise PerfError("target_equals_start", "target_value")
@@ -282,26 +347,144 @@ def validate_kr(kind: str, start: Any, target: Any, current: Any, weight: Any) -
     return s, t, cur, w
 
 
+def _sync_milestones(kr: KeyResult, titles: list[str]) -> None:
+    """Make the key result's milestones the given list: a kept title keeps its done state, a new one
+    starts not done, a dropped one is removed (its check-ins keep the titles done at the time)."""
+    have = {m.title: m for m in kr.milestones}
+    keep = []
+    for i, title in enumerate(titles):
+        m = have.pop(title, None) or Milestone(title=title, done=False)
+        m.position = i
+        keep.append(m)
+    kr.milestones = keep
+    kr.target_value = Decimal(len(keep))
+    kr.current_value = Decimal(sum(1 for m in keep if m.done))
+
+
 def add_key_result(actor: User, obj: Objective, title: str, kind: str, unit: str, start: Any, target: Any,
-                   weight: Any, current: Any = None) -> KeyResult:
+                   weight: Any, current: Any = None, milestones: Any = None) -> KeyResult:
     if not can(actor, "okr.edit", obj):
         raise PerfError("forbidden")
     title = (title or "").strip()
     if not title:
         raise PerfError("required", "title")
-    s, t, cur, w = validate_kr(kind, start, target, current, weight)
+    names = clean_milestones(milestones) if kind == "milestone" else []
+    s, t, cur, w = validate_kr(kind, start, target, None if kind == "milestone" else current, weight, names)
     pending = obj.level == "individual" and access.creator_needs_approval(actor, obj.owner)
     kr = KeyResult(objective_id=obj.id, objective=obj, title=title[:200], kind=kind,
                    unit=(unit or "").strip()[:20], start_value=s, target_value=t, current_value=cur,
                    weight=w, status="pending" if pending else "active", created_by_id=actor.id)
+    if names:
+        _sync_milestones(kr, names)
     db.session.add(kr)
     db.session.flush()
     audit.record("okr.kr_created", kr, {"objective_id": obj.id, "title": kr.title, "kind": kind,
                                         "unit": kr.unit, "start": s, "target": t, "weight": w,
-                                        "status": kr.status}, actor=actor)
+                                        "milestones": names, "status": kr.status}, actor=actor)
     if pending and obj.status == "active":
         _ask_approval(actor, obj.owner, kr.title)
     return kr
+
+
+def has_checkins(kr_ids: list[int]) -> bool:
+    if not kr_ids:
+        return False
+    return db.session.scalar(select(CheckIn.id).where(CheckIn.key_result_id.in_(kr_ids)).limit(1)) is not None
+
+
+def _kr_snapshot(kr: KeyResult) -> dict:
+    return {"title": kr.title, "kind": kr.kind, "unit": kr.unit, "start": kr.start_value,
+            "target": kr.target_value, "current": kr.current_value, "weight": kr.weight, "status": kr.status,
+            "milestones": [m.title for m in kr.milestones]}
+
+
+def update_key_result(actor: User, kr: KeyResult, title: str, kind: str, unit: str, start: Any, target: Any,
+                      weight: Any, milestones: Any = None) -> None:
+    """Edit a key result, with the rules of creating one (managers: team key results; employees: their
+    own, and an employee's edit of an approved key result waits for the manager again). The type cannot
+    change once check-ins exist (their values would mean something else)."""
+    obj = kr.objective
+    if kr.status == "archived":
+        raise PerfError("archived")
+    if not can(actor, "okr.edit", obj):
+        raise PerfError("forbidden")
+    title = (title or "").strip()
+    if not title:
+        raise PerfError("required", "title")
+    if kind != kr.kind and has_checkins([kr.id]):
+        raise PerfError("kind_locked", "kind")
+    names = clean_milestones(milestones) if kind == "milestone" else []
+    if kind == "milestone":
+        done = sum(1 for m in kr.milestones if m.done and m.title in names) if kind == kr.kind else 0
+        s, t, cur, w = validate_kr(kind, 0, None, done, weight, names)
+    else:
+        current = kr.current_value if kind == kr.kind else None
+        s, t, cur, w = validate_kr(kind, start, target, current, weight)
+    before = _kr_snapshot(kr)
+    kr.title, kr.kind, kr.unit = title[:200], kind, (unit or "").strip()[:20]
+    kr.start_value, kr.target_value, kr.current_value, kr.weight = s, t, cur, w
+    if kind == "milestone":
+        _sync_milestones(kr, names)
+    elif kr.milestones:
+        kr.milestones = []
+    needs = obj.level == "individual" and access.creator_needs_approval(actor, obj.owner)
+    if needs and kr.status in ("active", "rejected"):
+        kr.status = "pending"  # an employee's change to an approved key result is approved again
+    db.session.flush()
+    audit.record("okr.kr_updated", kr, {"objective_id": obj.id, "before": before, "after": _kr_snapshot(kr)},
+                 actor=actor)
+    if needs and kr.status == "pending":
+        _ask_approval(actor, obj.owner, kr.title)
+
+
+def delete_key_result(actor: User, kr: KeyResult) -> str:
+    """Delete a key result, or archive it when it has check-ins: an archived key result is left out of
+    every roll-up and cannot be checked in, but it and its history stay visible. Returns "deleted" or
+    "archived"."""
+    obj = kr.objective
+    if kr.status == "archived":
+        raise PerfError("archived")
+    if not can(actor, "okr.edit", obj):
+        raise PerfError("forbidden")
+    snapshot = {"objective_id": obj.id, **_kr_snapshot(kr)}
+    if has_checkins([kr.id]):
+        _transition(KeyResult, kr.id, (kr.status,), "archived")
+        db.session.refresh(kr)
+        audit.record("okr.kr_archived", kr, snapshot, actor=actor)
+        return "archived"
+    audit.record("okr.kr_deleted", kr, snapshot, actor=actor)
+    obj.key_results.remove(kr)
+    db.session.flush()
+    return "deleted"
+
+
+def delete_objective(actor: User, obj: Objective) -> str:
+    """Delete an objective with its key results, or archive it when any of them has check-ins (left
+    out of the roll-up and the completion, kept for history). Refused while objectives are aligned to
+    it (realign or delete those first). Returns "deleted" or "archived"."""
+    if obj.status == "archived":
+        raise PerfError("archived")
+    if not can(actor, "okr.edit", obj):
+        raise PerfError("forbidden")
+    children = db.session.scalar(select(func.count()).select_from(Objective).where(
+        Objective.parent_id == obj.id, Objective.status.in_(("active", "pending"))))
+    if children:
+        raise PerfError("has_children", n=children)
+    kr_ids = [k.id for k in obj.key_results]
+    snapshot = {"level": obj.level, "title": obj.title, "owner_id": obj.owner_id,
+                "department_id": obj.department_id, "parent_id": obj.parent_id, "status": obj.status,
+                "key_results": [k.title for k in obj.key_results]}
+    if has_checkins(kr_ids):
+        _transition(Objective, obj.id, (obj.status,), "archived")
+        db.session.refresh(obj)
+        audit.record("okr.objective_archived", obj, snapshot, actor=actor)
+        return "archived"
+    audit.record("okr.objective_deleted", obj, snapshot, actor=actor)
+    db.session.execute(update(Objective).where(Objective.parent_id == obj.id).values(parent_id=None)
+                       .execution_options(synchronize_session=False))
+    db.session.delete(obj)
+    db.session.flush()
+    return "deleted"
 
 
 def approve_objective(actor: User, obj: Objective, approve: bool = True) -> int:
@@ -380,18 +563,28 @@ def completions(cycle_id: int, employee_ids: list[int] | None = None) -> dict[in
 
 # ---------------------------------------------------------------- check-ins
 
-def check_in(actor: User, kr: KeyResult, value: Any, confidence: Any, comment: str) -> CheckIn:
+def check_in(actor: User, kr: KeyResult, value: Any, confidence: Any, comment: str,
+             milestone_ids: Any = None) -> CheckIn:
+    """Record progress. Milestone key results: ``milestone_ids`` are the milestones done after this
+    check-in (ticked; an unticked one is open again) and the value is their number."""
     if not can(actor, "okr.checkin", kr):
         raise PerfError("forbidden")
     obj = kr.objective
-    if kr.kind == "yesno":
+    ticked: set[int] = set()
+    if kr.kind == "milestone":
+        try:
+            ticked = {int(x) for x in (milestone_ids or [])}
+        except (TypeError, ValueError):
+            raise PerfError("bad_milestone", "milestones")
+        if not ticked <= {m.id for m in kr.milestones}:
+            raise PerfError("bad_milestone", "milestones")
+        v = Decimal(len(ticked))
+    elif value is None or str(value).strip() == "":
+        raise PerfError("required", "value")
+    elif kr.kind == "yesno":
         v = dec(value, "value")
         if v not in (0, 1):
             raise PerfError("yesno_value", "value")
-    elif kr.kind == "milestone":
-        v = dec(value, "value", minimum=Decimal(0))
-        if v != v.to_integral_value() or v > kr.target_value:
-            raise PerfError("milestones_done", "value", total=kr.target_value)
     else:
         v = dec(value, "value")
     try:
@@ -404,20 +597,31 @@ def check_in(actor: User, kr: KeyResult, value: Any, confidence: Any, comment: s
     db.session.execute(select(KeyResult.id).where(KeyResult.id == kr.id).with_for_update())
     db.session.refresh(kr)
     now = utcnow()
-    month = month_start(local_date(now))
+    today = local_date(now)
+    month = month_start(today)
     previous = kr.current_value
+    done_titles: list[str] = []
+    if kr.kind == "milestone":
+        for m in kr.milestones:
+            if (m.id in ticked) != m.done:
+                m.done = m.id in ticked
+                m.done_at, m.done_by_id = (now, actor.id) if m.done else (None, None)
+        done_titles = [m.title for m in kr.milestones if m.done]
     kr.current_value = v
     p = rollup.kr_progress(kr.kind, kr.start_value, kr.target_value, v)
     ci = CheckIn(key_result_id=kr.id, employee_id=obj.owner_id, user_id=actor.id, month=month,
                  previous_value=previous, value=v, progress=p, confidence=conf,
-                 comment=(comment or "").strip()[:4000], created_at=now)
+                 comment=(comment or "").strip()[:4000], created_at=now,
+                 milestones_done=json.dumps(done_titles, ensure_ascii=False) if kr.kind == "milestone" else "")
     db.session.add(ci)
     db.session.flush()
-    audit.record("okr.checkin", ci, {"key_result_id": kr.id, "previous": previous, "value": v,
-                                     "confidence": conf}, actor=actor)
+    data = {"key_result_id": kr.id, "previous": previous, "value": v, "confidence": conf}
+    if kr.kind == "milestone":
+        data["milestones_done"] = done_titles
+    audit.record("okr.checkin", ci, data, actor=actor)
     if obj.level == "individual" and obj.owner_id:
         record_month(obj.owner_id, obj.cycle_id, month, now)
-    reminders.complete(("perf_cycles", obj.cycle_id), f"okr.checkin.{month:%Y-%m}", user_id=actor.id)
+    reminders.complete(("perf_cycles", obj.cycle_id), checkin_period(obj.cycle, today).kind, user_id=actor.id)
     return ci
 
 
@@ -465,45 +669,99 @@ def chart_points(kr: KeyResult, history: list[CheckIn], width: int = 320, height
             "height": height, "pad": pad, "top": pad, "bottom": height - pad}
 
 
-# ---------------------------------------------------------------- reminders
+# ---------------------------------------------------------------- check-in periods and reminders
+
+FREQUENCY_DAYS = {"weekly": 7, "biweekly": 14}
+# remind this long before a period's due time, then every ``overdue`` while still not checked in
+REMIND_BEFORE = {"monthly": dt.timedelta(days=3), "biweekly": dt.timedelta(days=2),
+                 "weekly": dt.timedelta(days=1)}
+REMIND_OVERDUE = {"monthly": dt.timedelta(days=2), "biweekly": dt.timedelta(days=1),
+                  "weekly": dt.timedelta(days=1)}
+
+
+@dataclass
+class Period:
+    start: dt.date  # first day (company time)
+    end: dt.date  # first day after the period
+    due: dt.datetime  # UTC
+    kind: str  # reminder kind, one per period
+
+    @property
+    def last_day(self) -> dt.date:
+        return self.end - dt.timedelta(days=1)
+
+
+def _local_to_utc(day: dt.date, hour: int = 0) -> dt.datetime:
+    from portal.core.ui import company_tz
+    return dt.datetime(day.year, day.month, day.day, hour, 0, tzinfo=company_tz()).astimezone(dt.timezone.utc)
+
 
 def checkin_deadline(cycle: Cycle, month: dt.date) -> dt.datetime:
-    from portal.core.ui import company_tz
     day = min(cycle.checkin_day, calendar.monthrange(month.year, month.month)[1])
-    local = dt.datetime(month.year, month.month, day, 18, 0, tzinfo=company_tz())
-    return local.astimezone(dt.timezone.utc)
+    return _local_to_utc(dt.date(month.year, month.month, day), 18)
 
 
-def schedule_checkin_reminders(today: dt.date | None = None, cycle_ids: list[int] | None = None) -> int:
-    """For the current month of every open cycle: remind each owner of active individual key results who
-    has not checked in yet, 3 days before the due day and then every 2 days. Idempotent."""
+def checkin_period(cycle: Cycle, day: dt.date) -> Period:
+    """The check-in period of ``cycle`` that contains ``day``: calendar months (due on checkin_day), or
+    weeks / two-week blocks counted from the Monday of the cycle's first week (due on checkin_weekday of
+    the period's last week, 18:00 company time)."""
+    freq = cycle.checkin_frequency or "monthly"
+    if freq in FREQUENCY_DAYS:
+        n = FREQUENCY_DAYS[freq]
+        anchor = cycle.start_date - dt.timedelta(days=cycle.start_date.weekday())
+        start = anchor + dt.timedelta(days=((day - anchor).days // n) * n)
+        end = start + dt.timedelta(days=n)
+        due_day = end - dt.timedelta(days=7) + dt.timedelta(days=cycle.checkin_weekday or 0)
+        return Period(start, end, _local_to_utc(due_day, 18), f"okr.checkin.{start:%Y-%m-%d}")
+    start = month_start(day)
+    return Period(start, add_months(start, 1), checkin_deadline(cycle, start), f"okr.checkin.{start:%Y-%m}")
+
+
+def checked_in_employees(cycle: Cycle, period: Period, employee_ids: list[int] | None = None) -> set[int]:
+    """Owners with at least one check-in on the cycle's key results within the period (one query)."""
+    stmt = (select(CheckIn.employee_id).join(KeyResult, KeyResult.id == CheckIn.key_result_id)
+            .join(Objective, Objective.id == KeyResult.objective_id)
+            .where(Objective.cycle_id == cycle.id, CheckIn.created_at >= _local_to_utc(period.start),
+                   CheckIn.created_at < _local_to_utc(period.end)).distinct())
+    if employee_ids is not None:
+        stmt = stmt.where(CheckIn.employee_id.in_(employee_ids))
+    return set(db.session.scalars(stmt))
+
+
+def schedule_checkin_reminders(today: dt.date | None = None, cycle_ids: list[int] | None = None,
+                               replace: bool = False) -> int:
+    """For the current check-in period of every open cycle (monthly, biweekly or weekly, per cycle):
+    remind each owner of active individual key results who has not checked in yet, before the due time
+    and then repeatedly while overdue. Idempotent (one set of reminders per person and period);
+    ``replace``: the cycle's open reminders were just cancelled, schedule afresh."""
     from portal.core.ui import local_today
     today = today or local_today()
-    month = month_start(today)
     stmt = select(Cycle).where(Cycle.status == "open", Cycle.start_date <= today, Cycle.end_date >= today)
     if cycle_ids:
         stmt = stmt.where(Cycle.id.in_(cycle_ids))
     created = 0
     for cycle in db.session.scalars(stmt).all():
-        kind = f"okr.checkin.{month:%Y-%m}"
+        period = checkin_period(cycle, today)
         owners = db.session.execute(
             select(User.id, Objective.owner_id).join(Objective, Objective.owner_id == User.employee_id)
             .join(KeyResult, KeyResult.objective_id == Objective.id)
             .where(Objective.cycle_id == cycle.id, Objective.level == "individual",
                    Objective.status == "active", KeyResult.status == "active", User.active.is_(True))
             .distinct()).all()
-        done = set(db.session.scalars(
-            select(CheckIn.employee_id).join(KeyResult).join(Objective)
-            .where(Objective.cycle_id == cycle.id, CheckIn.month == month)))
-        have = set(db.session.scalars(select(reminders.Reminder.user_id).where(
+        done = checked_in_employees(cycle, period)
+        have_stmt = select(reminders.Reminder.user_id).where(
             reminders.Reminder.subject_type == "perf_cycles",
-            reminders.Reminder.subject_id == str(cycle.id), reminders.Reminder.kind == kind)))
-        deadline = checkin_deadline(cycle, month)
+            reminders.Reminder.subject_id == str(cycle.id), reminders.Reminder.kind == period.kind)
+        if replace:
+            have_stmt = have_stmt.where(reminders.Reminder.done_at.is_(None))
+        have = set(db.session.scalars(have_stmt))
         users = [uid for uid, emp in owners if emp not in done and uid not in have]
         if users:
-            reminders.before_deadline(users, ("perf_cycles", cycle.id), kind, deadline,
-                                      before=[dt.timedelta(days=3)], overdue_every=dt.timedelta(days=2),
-                                      context={"title": f"OKR check-in {cycle.name} {month:%Y-%m}"},
+            freq = cycle.checkin_frequency or "monthly"
+            reminders.before_deadline(users, ("perf_cycles", cycle.id), period.kind, period.due,
+                                      before=[REMIND_BEFORE[freq]], overdue_every=REMIND_OVERDUE[freq],
+                                      context={"title": f"OKR check-in {cycle.name} "
+                                                        f"{period.start:%Y-%m-%d}–{period.last_day:%Y-%m-%d}"},
                                       link="/okr")
             created += len(users)
     return created
@@ -539,7 +797,9 @@ def alignment_tree(user, cycle: Cycle, department_id: int | None = None) -> list
     visible = visible_owner_ids(user)
     by_obj: dict[int, list[tuple[KeyResult, Optional[Decimal]]]] = {}
     for k in krs:
-        by_obj.setdefault(k.objective_id, []).append((k, res.kr.get(k.id)))
+        if k.status != "archived":
+            by_obj.setdefault(k.objective_id, []).append((k, res.kr.get(k.id)))
+    objs = [o for o in objs if o.status != "archived"]  # history only: on the objective's own page
     # owners and departments for the labels, in two queries
     emp_ids = {o.owner_id for o in objs if o.owner_id}
     dept_ids = {o.department_id for o in objs if o.department_id}
@@ -571,15 +831,18 @@ def alignment_tree(user, cycle: Cycle, department_id: int | None = None) -> list
 
 
 def my_objectives(user, cycle: Cycle) -> tuple[list[Node], list[Objective]]:
-    """The user's own objectives (with progress) and those waiting for the user's approval."""
+    """The user's own objectives (with progress) and those waiting for the user's approval. Archived
+    objectives come last (with their progress when archived)."""
     if not user.employee_id:
         return [], []
     objs, krs, res = cycle_progress(cycle.id)
     by_obj: dict[int, list] = {}
     for k in krs:
-        by_obj.setdefault(k.objective_id, []).append((k, res.kr.get(k.id)))
+        if k.status != "archived":
+            by_obj.setdefault(k.objective_id, []).append((k, res.kr.get(k.id)))
     mine = [Node(o, res.objective.get(o.id), by_obj.get(o.id, [])) for o in objs
             if o.owner_id == user.employee_id]
+    mine.sort(key=lambda n: n.objective.status == "archived")
     pending = [o for o in objs if o.level == "individual" and o.owner_id != user.employee_id
                and (o.status == "pending" or any(k.status == "pending" for k, _ in by_obj.get(o.id, [])))
                and can(user, "okr.approve", o)]
@@ -597,13 +860,15 @@ class ReportRow:
     completion: Optional[Decimal]
     objectives: int
     last_checkin: Optional[dt.datetime]
-    checked_in_this_month: bool
+    checked_in: bool  # within the current check-in period of the cycle
 
 
 def team_report(user, cycle: Cycle, today: dt.date | None = None) -> dict:
+    """Completion per person in ``user``'s scope, its distribution, and who has not checked in during
+    the cycle's current check-in period (monthly, biweekly or weekly)."""
     from portal.core.ui import local_today
     today = today or local_today()
-    month = month_start(today)
+    period = checkin_period(cycle, today)
     stmt = select(Employee).options(selectinload(Employee.department)).where(Employee.status != "left")
     perms = access._perms(user)
     if "perf.view_all" not in perms:
@@ -623,16 +888,13 @@ def team_report(user, cycle: Cycle, today: dt.date | None = None) -> dict:
         select(CheckIn.employee_id, func.max(CheckIn.created_at)).join(KeyResult).join(Objective)
         .where(Objective.cycle_id == cycle.id, CheckIn.employee_id.in_(ids))
         .group_by(CheckIn.employee_id)).all()) if ids else {}
-    this_month = set(db.session.scalars(
-        select(CheckIn.employee_id).join(KeyResult).join(Objective)
-        .where(Objective.cycle_id == cycle.id, CheckIn.month == month, CheckIn.employee_id.in_(ids))
-        .distinct())) if ids else set()
+    in_period = checked_in_employees(cycle, period, ids) if ids else set()
     rows = []
     for e in emps:
         lc = last.get(e.id)
         if lc is not None and lc.tzinfo is None:
             lc = lc.replace(tzinfo=dt.timezone.utc)
-        rows.append(ReportRow(e, comp.get(e.id), counts.get(e.id, 0), lc, e.id in this_month))
+        rows.append(ReportRow(e, comp.get(e.id), counts.get(e.id, 0), lc, e.id in in_period))
     dist = []
     with_okrs = [r for r in rows if r.objectives]
     for lo, hi in BUCKETS:
@@ -642,26 +904,32 @@ def team_report(user, cycle: Cycle, today: dt.date | None = None) -> dict:
     top = max([d["count"] for d in dist] + [1])
     for d in dist:
         d["width"] = int(round(d["count"] * 20 / top)) * 5
-    missing = [r for r in with_okrs if not r.checked_in_this_month]
-    return {"rows": rows, "distribution": dist, "missing": missing, "month": month}
+    missing = [r for r in with_okrs if not r.checked_in]
+    return {"rows": rows, "distribution": dist, "missing": missing, "period": period,
+            "frequency": cycle.checkin_frequency or "monthly"}
 
 
-def team_report_xlsx(report: dict, cycle: Cycle, labels: dict[str, str]) -> bytes:
+def team_report_xlsx(report: dict, cycle: Cycle, labels: dict[str, str], progress=None) -> bytes:
+    """The team report as XLSX; ``progress(done, total)`` is called every 50 rows."""
     import io
 
     from openpyxl import Workbook
     wb = Workbook()
     ws = wb.active
     ws.title = "OKR"
+    period = report["period"]
     ws.append([labels["cycle"], cycle.name])
-    ws.append([])
+    ws.append([labels["period"], f"{period.start:%Y-%m-%d} – {period.last_day:%Y-%m-%d}"])
     ws.append([labels["emp_no"], labels["name"], labels["department"], labels["objectives"],
-               labels["completion"], labels["last_checkin"], labels["this_month"]])
-    for r in report["rows"]:
+               labels["completion"], labels["last_checkin"], labels["checked_in"]])
+    rows = report["rows"]
+    for i, r in enumerate(rows):
         ws.append([r.employee.emp_no, r.employee.name, r.employee.department.name if r.employee.department else "",
                    r.objectives, float(r.completion) if r.completion is not None else None,
                    local_date(r.last_checkin).isoformat() if r.last_checkin else "",
-                   labels["yes"] if r.checked_in_this_month else labels["no"]])
+                   labels["yes"] if r.checked_in else labels["no"]])
+        if progress is not None and i % 50 == 0:
+            progress(i, len(rows))
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()

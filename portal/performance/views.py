@@ -3,22 +3,24 @@ early warnings. Thin: parse -> permission -> services -> commit -> render/redire
 from __future__ import annotations
 
 
-from flask import Response, abort, flash, redirect, request, url_for
+from flask import abort, flash, redirect, request, url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from portal.core import audit
+from portal.core import audit, tasks
 from portal.core.db import db, get_or_404
 from portal.core.security import can, check, employee_scope, login_only, managed_department_ids, require
 from portal.core.ui import register_nav, render
 from portal.home.views import register_card
 from portal.org.models import Department, Employee
 from portal.performance import access, bp, services  # noqa: F401  (access registers permissions)
-from portal.performance.forms import (CYCLE_KIND_LABELS, KIND_LABELS, LEVEL_LABELS, CheckInForm, CycleForm,
-                                      KeyResultForm, ObjectiveForm)
+from portal.performance.forms import (CYCLE_KIND_LABELS, FREQUENCY_LABELS, KIND_LABELS, LEVEL_LABELS,
+                                      WEEKDAY_LABELS, CheckInForm, CycleForm, CycleSettingsForm, KeyResultForm,
+                                      ObjectiveForm)
 from portal.performance.models import Cycle, KeyResult, Objective
 
 register_nav("performance.my_okrs", _l("OKRs"), None, order=50)
@@ -53,6 +55,19 @@ ERRORS = {
     "milestones_done": _l("Enter a whole number of milestones from 0 to %(total)s."),
     "target_equals_start": _l("The target must differ from the start value."),
     "confidence": _l("Confidence is a whole number from 1 to 10."),
+    "bad_frequency": _l("Choose monthly, every two weeks or weekly."),
+    "bad_weekday": _l("Choose a weekday."),
+    "bad_response_days": _l("Enter a number of days from 1 to 60."),
+    "cycle_closed": _l("The cycle is closed."),
+    "milestones_required": _l("List the milestones, one per line."),
+    "milestone_too_long": _l("A milestone has at most 200 characters."),
+    "milestone_duplicate": _l("The milestone \"%(title)s\" is listed twice."),
+    "too_many_milestones": _l("At most %(max)s milestones."),
+    "bad_milestone": _l("Tick milestones of this key result only."),
+    "kind_locked": _l("The type cannot change once there are check-ins."),
+    "archived": _l("This was archived and cannot change any more."),
+    "has_children": _l("%(n)s objective(s) are aligned to this one. Align them elsewhere or delete them "
+                       "first."),
 }
 
 
@@ -233,7 +248,8 @@ def create_kr(objective_id: int):
     if form.validate_on_submit():
         try:
             kr = services.add_key_result(current_user, obj, form.title.data, form.kind.data, form.unit.data,
-                                         form.start_value.data, form.target_value.data, form.weight.data)
+                                         form.start_value.data, form.target_value.data, form.weight.data,
+                                         milestones=form.milestones.data)
         except services.PerfError as exc:
             db.session.rollback()
             target = getattr(form, exc.field, None) if exc.field else form.title
@@ -267,6 +283,29 @@ def approve_objective(objective_id: int):
     return redirect(nxt, code=303)
 
 
+@bp.route("/okr/objectives/<int:objective_id>/delete", methods=["POST"])
+@login_only
+def delete_objective(objective_id: int):
+    """Delete, or archive when check-ins exist (kept for history, out of every roll-up)."""
+    obj = get_or_404(Objective, objective_id)
+    check("okr.edit", obj)
+    cycle_id = obj.cycle_id
+    try:
+        outcome = services.delete_objective(current_user, obj)
+    except services.PerfError as exc:
+        db.session.rollback()
+        flash(msg(exc), "error")
+        obj = db.session.get(Objective, objective_id)
+        return _render_objective(obj, KeyResultForm(), 409)
+    db.session.commit()
+    if outcome == "archived":
+        flash(_("The objective has check-ins, so it was archived: it no longer counts, its history stays."),
+              "success")
+        return redirect(url_for("performance.objective", objective_id=objective_id), code=303)
+    flash(_("Objective deleted."), "success")
+    return redirect(url_for("performance.my_okrs", cycle=cycle_id), code=303)
+
+
 # ---------------------------------------------------------------- key results and check-ins
 
 def _kr_or_404(kr_id: int) -> KeyResult:
@@ -276,12 +315,12 @@ def _kr_or_404(kr_id: int) -> KeyResult:
     return kr
 
 
-def _render_kr(kr: KeyResult, form: CheckInForm, status: int = 200):
+def _render_kr(kr: KeyResult, form: CheckInForm, status: int = 200, milestone_error: str = ""):
     history = services.kr_history(kr)
     chart = services.chart_points(kr, history)
     progress = services.rollup.kr_progress(kr.kind, kr.start_value, kr.target_value, kr.current_value)
     return render("performance/kr.html", "performance/_kr_body.html", kr=kr, history=history, chart=chart,
-                  progress=progress, form=form, kinds=KIND_LABELS, status=status)
+                  progress=progress, form=form, kinds=KIND_LABELS, status=status, milestone_error=milestone_error)
 
 
 @bp.route("/okr/krs/<int:kr_id>")
@@ -301,9 +340,12 @@ def create_checkin(kr_id: int):
     form = CheckInForm()
     if form.validate_on_submit():
         try:
-            services.check_in(current_user, kr, form.value.data, form.confidence.data, form.comment.data or "")
+            services.check_in(current_user, kr, form.value.data, form.confidence.data, form.comment.data or "",
+                              milestone_ids=request.form.getlist("milestone"))
         except services.PerfError as exc:
             db.session.rollback()
+            if exc.field == "milestones":
+                return _render_kr(db.session.get(KeyResult, kr_id), form, 422, milestone_error=msg(exc))
             target = getattr(form, exc.field, None) if exc.field else form.value
             target.errors = list(target.errors) + [msg(exc)]
         else:
@@ -315,6 +357,68 @@ def create_checkin(kr_id: int):
             return _render_kr(kr, fresh)
     kr = db.session.get(KeyResult, kr_id)
     return _render_kr(kr, form, 422)
+
+
+def _kr_form_for(kr: KeyResult) -> KeyResultForm:
+    form = KeyResultForm(obj=kr)
+    form.start_value.data = fmt_num(kr.start_value)
+    form.target_value.data = fmt_num(kr.target_value)
+    form.weight.data = fmt_num(kr.weight)
+    form.milestones.data = "\n".join(m.title for m in kr.milestones)
+    return form
+
+
+@bp.route("/okr/krs/<int:kr_id>/edit")
+@login_only
+def edit_kr(kr_id: int):
+    kr = _kr_or_404(kr_id)
+    check("okr.edit", kr.objective)
+    if kr.status == "archived":
+        abort(409)
+    return render("performance/kr_form.html", kr=kr, form=_kr_form_for(kr))
+
+
+@bp.route("/okr/krs/<int:kr_id>/edit", methods=["POST"])
+@login_only
+def update_kr(kr_id: int):
+    kr = _kr_or_404(kr_id)
+    check("okr.edit", kr.objective)
+    form = KeyResultForm()
+    if form.validate_on_submit():
+        try:
+            services.update_key_result(current_user, kr, form.title.data, form.kind.data, form.unit.data,
+                                       form.start_value.data, form.target_value.data, form.weight.data,
+                                       milestones=form.milestones.data)
+        except services.PerfError as exc:
+            db.session.rollback()
+            target = getattr(form, exc.field, None) if exc.field else form.title
+            target.errors = list(target.errors) + [msg(exc)]
+        else:
+            db.session.commit()
+            kr = db.session.get(KeyResult, kr_id)
+            flash(_("Key result saved. It waits for your manager's approval.") if kr.status == "pending"
+                  else _("Key result saved."), "success")
+            return redirect(url_for("performance.key_result", kr_id=kr_id), code=303)
+    return render("performance/kr_form.html", kr=db.session.get(KeyResult, kr_id), form=form, status=422)
+
+
+@bp.route("/okr/krs/<int:kr_id>/delete", methods=["POST"])
+@login_only
+def delete_kr(kr_id: int):
+    """Delete, or archive when check-ins exist (kept for history, out of every roll-up)."""
+    kr = _kr_or_404(kr_id)
+    check("okr.edit", kr.objective)
+    objective_id = kr.objective_id
+    try:
+        outcome = services.delete_key_result(current_user, kr)
+    except services.PerfError as exc:
+        db.session.rollback()
+        flash(msg(exc), "error")
+        return _render_kr(db.session.get(KeyResult, kr_id), CheckInForm(), 409)
+    db.session.commit()
+    flash(_("The key result has check-ins, so it was archived: it no longer counts, its history stays.")
+          if outcome == "archived" else _("Key result deleted."), "success")
+    return redirect(url_for("performance.objective", objective_id=objective_id), code=303)
 
 
 # ---------------------------------------------------------------- team report and export
@@ -333,30 +437,29 @@ def team():
     return render("performance/team.html", cycle=cycle, cycles=services.cycles(), report=report)
 
 
-@bp.route("/okr/team.xlsx")
+@bp.route("/okr/team/export", methods=["POST"])
 @require("perf.export")
 def team_export():
-    cycle = _cycle_arg()
-    if cycle is None:
-        abort(404)
-    report = services.team_report(current_user, cycle)
-    labels = {"cycle": _("Cycle"), "emp_no": _("Employee no."), "name": _("Name"),
-              "department": _("Department"), "objectives": _("Objectives"), "completion": _("Completion %"),
-              "last_checkin": _("Last check-in"), "this_month": _("Checked in this month"),
-              "yes": _("yes"), "no": _("no")}
-    body = services.team_report_xlsx(report, cycle, labels)
-    audit.record("okr.report_exported", cycle, {"rows": len(report["rows"]), "format": "xlsx"})
+    """Start the XLSX export as a background task; its page shows the progress and the download."""
+    cycle = get_or_404(Cycle, request.form.get("cycle", type=int) or 0)
+    task = tasks.start("perf.okr_export", current_user, "portal.performance.jobs.team_export_task", cycle.id,
+                       str(get_locale() or "zh_Hans_CN"))
+    audit.record("okr.report_export_started", cycle, {"task_id": task.id, "format": "xlsx"})
     db.session.commit()
-    return Response(body, mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-                    headers={"Content-Disposition": f'attachment; filename="okr-{cycle.id}.xlsx"'})
+    return redirect(url_for("notify.task", task_id=task.id), code=303)
 
 
 # ---------------------------------------------------------------- cycles (HR)
 
+def _cycles_page(form: CycleForm, status: int = 200):
+    return render("performance/cycles.html", cycles=services.cycles(), form=form, kinds=CYCLE_KIND_LABELS,
+                  frequencies=FREQUENCY_LABELS, weekdays=dict(WEEKDAY_LABELS), status=status)
+
+
 @bp.route("/performance/cycles")
 @require("perf.manage")
 def cycles():
-    return render("performance/cycles.html", cycles=services.cycles(), form=CycleForm(), kinds=CYCLE_KIND_LABELS)
+    return _cycles_page(CycleForm())
 
 
 @bp.route("/performance/cycles", methods=["POST"])
@@ -366,7 +469,8 @@ def create_cycle():
     if form.validate_on_submit():
         try:
             services.create_cycle(current_user, form.kind.data, form.year.data, form.number.data,
-                                  form.checkin_day.data)
+                                  form.checkin_day.data, form.checkin_frequency.data, form.checkin_weekday.data,
+                                  form.response_days.data)
         except services.PerfError as exc:
             db.session.rollback()
             target = getattr(form, exc.field, None) if exc.field else form.year
@@ -375,8 +479,34 @@ def create_cycle():
             db.session.commit()
             flash(_("Cycle created. Open it when objectives may be set."), "success")
             return redirect(url_for("performance.cycles"), code=303)
-    return render("performance/cycles.html", cycles=services.cycles(), form=form, kinds=CYCLE_KIND_LABELS,
-                  status=422)
+    return _cycles_page(form, 422)
+
+
+@bp.route("/performance/cycles/<int:cycle_id>/settings")
+@require("perf.manage")
+def cycle_settings(cycle_id: int):
+    cycle = get_or_404(Cycle, cycle_id)
+    return render("performance/cycle_settings.html", cycle=cycle, form=CycleSettingsForm(obj=cycle))
+
+
+@bp.route("/performance/cycles/<int:cycle_id>/settings", methods=["POST"])
+@require("perf.manage")
+def update_cycle(cycle_id: int):
+    cycle = get_or_404(Cycle, cycle_id)
+    form = CycleSettingsForm()
+    if form.validate_on_submit():
+        try:
+            services.update_cycle_settings(current_user, cycle, form.checkin_day.data, form.checkin_frequency.data,
+                                           form.checkin_weekday.data, form.response_days.data)
+        except services.PerfError as exc:
+            db.session.rollback()
+            target = getattr(form, exc.field, None) if exc.field else form.checkin_frequency
+            target.errors = list(target.errors) + [msg(exc)]
+        else:
+            db.session.commit()
+            flash(_("Cycle settings saved."), "success")
+            return redirect(url_for("performance.cycles"), code=303)
+    return render("performance/cycle_settings.html", cycle=get_or_404(Cycle, cycle_id), form=form, status=422)
 
 
 @bp.route("/performance/cycles/<int:cycle_id>/<any(open, close):action>", methods=["POST"])
@@ -417,3 +547,16 @@ def fmt_pct(p) -> str:
 
 bp.add_app_template_filter(fmt_num, "perf_num")
 bp.add_app_template_filter(fmt_pct, "perf_pct")
+
+
+def fmt_titles(raw: str) -> str:
+    """A check-in's JSON list of milestones done, as text ("—" for none)."""
+    import json
+    try:
+        titles = json.loads(raw or "[]")
+    except ValueError:
+        return ""
+    return " · ".join(f"✓ {t}" for t in titles) if titles else "—"
+
+
+bp.add_app_template_filter(fmt_titles, "perf_titles")

@@ -14,13 +14,17 @@ from portal.core.security import can, login_only, require
 from portal.core.ui import render
 from portal.performance import bp, reviews, services
 from portal.performance.forms import (AppealForm, CalibrateForm, ConfirmForm, LaunchForm, RatingsForm,
-                                      RespondForm, SelfForm, TemplateForm)
+                                      RespondForm, SelfForm, TemplateForm, UnsignedApprovalForm)
 from portal.performance.models import Cycle, Review, ReviewTemplate
 from portal.performance.views import ERRORS
 
 ERRORS.update({
     "bad_formula": _l("The formula is not valid. Use numbers, + - * / ( ), min(), max(), round() and the "
-                      "names okr, manager, self."),
+                      "names okr, manager, self and the criterion codes."),
+    "bad_code": _l("The code %(name)s is not valid: lower-case letters, digits and _, starting with a letter, "
+                   "not okr, manager or self."),
+    "code_duplicate": _l("The code %(name)s is used twice."),
+    "not_overdue": _l("The employee still has time to sign or appeal."),
     "template_exists": _l("A template with this name exists."),
     "no_criteria": _l("Add at least one criterion."),
     "criteria_weights": _l("The criteria weights must not all be zero."),
@@ -67,13 +71,17 @@ def reviews_index():
 def _render_review(review: Review, status: int = 200, **forms):
     revs, appeals, events = reviews.history(review)
     scores = {s.criterion_id: s for s in review.scores}
+    unsigned = UnsignedApprovalForm(formdata=None)
+    unsigned.reason.data = _("Employee did not respond")
     ctx = {"self_form": SelfForm(), "confirm_form": ConfirmForm(), "appeal_form": AppealForm(),
-           "respond_form": RespondForm(), "calibrate_form": CalibrateForm(), **forms}
+           "respond_form": RespondForm(), "calibrate_form": CalibrateForm(), "unsigned_form": unsigned,
+           **forms}
     return render("performance/review.html", review=review, revs=revs, appeals=appeals, events=events,
                   scores=scores, integrity=reviews.verify(review), labels=STATUS_LABELS,
                   is_employee=review.employee_id == current_user.employee_id,
                   may_score=can(current_user, "perf.review_score", review),
-                  may_manage=can(current_user, "perf.manage"), status=status, **ctx)
+                  may_manage=can(current_user, "perf.manage"), overdue=reviews.response_overdue(review),
+                  status=status, **ctx)
 
 
 @bp.route("/performance/reviews/<int:review_id>")
@@ -234,6 +242,23 @@ def approve_review(review_id: int):
     return _done(r, _("Result approved."))
 
 
+@bp.route("/performance/reviews/<int:review_id>/approve-unsigned", methods=["POST"])
+@require("perf.manage")
+def approve_unsigned(review_id: int):
+    """HR approves after the employee neither signed nor appealed in time, with a recorded reason."""
+    r = _review_or_404(review_id)
+    form = UnsignedApprovalForm()
+    if not form.validate_on_submit():
+        return _invalid(r, "unsigned_form", form)
+    try:
+        reviews.approve_unsigned(current_user, r, form.reason.data)
+    except services.Conflict as exc:
+        return _conflict(exc)
+    except services.PerfError as exc:
+        return _invalid(r, "unsigned_form", form, exc)
+    return _done(r, _("Result approved without the employee's signature; the reason is recorded."))
+
+
 @bp.route("/performance/cycles/<int:cycle_id>/reviews", methods=["POST"])
 @require("perf.manage")
 def create_reviews(cycle_id: int):
@@ -275,7 +300,7 @@ def create_template():
     if form.validate_on_submit():
         try:
             reviews.create_template(current_user, form.name.data, form.formula.data,
-                                    [tuple(r) for r in _parse_lines(form.criteria.data, 2)])
+                                    [tuple(r) for r in _parse_lines(form.criteria.data, 3)])
         except services.PerfError as exc:
             db.session.rollback()
             target = getattr(form, exc.field, None) if exc.field else form.name

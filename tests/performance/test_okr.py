@@ -238,7 +238,8 @@ def test_alignment_tree_query_count_does_not_grow_with_the_tree(app, make):
             obj = services.create_objective(o.hr_user, team.cycle, "individual", f"目标{i}",
                                             owner=db.session.get(type(e), e.id), parent=team)
             for j in range(3):
-                services.add_key_result(o.hr_user, obj, f"KR{j}", "milestone", "", "0", "3", "1")
+                services.add_key_result(o.hr_user, obj, f"KR{j}", "milestone", "", "0", None, "1",
+                                        milestones=["设计", "开发", "上线"])
         db.session.commit()
     resp = hr.get(f"/okr/tree?cycle={cycle.id}")
     html = resp.get_data(as_text=True)
@@ -255,8 +256,12 @@ def test_alignment_tree_query_count_does_not_grow_with_the_tree(app, make):
     assert "交付新版本" in html and "营收增长" not in html
 
 
-def test_team_report_and_xlsx_export(app, make):
+def test_team_report_and_xlsx_export(app, make, redis_url):
+    """The export runs as a background task with a progress page; the download is the XLSX."""
     from openpyxl import load_workbook
+
+    from portal.core import tasks
+    from tests.services import run_worker
     o = build_org(make)
     cycle = open_cycle(app, o.hr_user)
     *_ids, kr_id = okr_tree(app, o, cycle)
@@ -270,14 +275,33 @@ def test_team_report_and_xlsx_export(app, make):
     dev.post(f"/okr/krs/{kr_id}/checkins", data={"csrf_token": token, "value": "80", "confidence": "9"})
     html = mgr.get(f"/okr/team?cycle={cycle.id}").get_data(as_text=True)
     assert "王开发" not in html.split('id="not-checked-in"')[1].split("</section>")[0]
-    resp = mgr.get(f"/okr/team.xlsx?cycle={cycle.id}")
-    assert resp.status_code == 200
-    ws = load_workbook(io.BytesIO(resp.data)).active
+    token_m = csrf_token(mgr, f"/okr/team?cycle={cycle.id}")
+    assert mgr.get(f"/okr/team/export?cycle={cycle.id}").status_code == 405  # starting is a POST
+    resp = mgr.post("/okr/team/export", data={"csrf_token": token_m, "cycle": cycle.id})
+    assert resp.status_code == 303
+    task = db.session.scalar(select(tasks.BackgroundTask))
+    assert task.kind == "perf.okr_export" and task.owner_id == o.mgr_user.id and task.status == "queued"
+    assert resp.headers["Location"].endswith(f"/tasks/{task.id}")
+    page = mgr.get(f"/tasks/{task.id}")
+    assert page.status_code == 200 and 'hx-trigger="every 2s"' in page.get_data(as_text=True)
+    assert _count(AuditEvent, AuditEvent.action == "okr.report_export_started") == 1
+    run_worker(app)
+    db.session.expire_all()
+    task = db.session.get(tasks.BackgroundTask, task.id)
+    assert task.status == "done", task.error
+    assert task.done == task.total == 2  # the manager himself and 王开发 (his scope)
+    assert mgr.get(f"/tasks/{task.id}/status", headers={"HX-Request": "true"}).status_code == 286
+    dl = mgr.get(f"/tasks/{task.id}/download")
+    assert dl.status_code == 200
+    ws = load_workbook(io.BytesIO(dl.data)).active
     rows = {r[1]: r for r in ws.iter_rows(min_row=4, values_only=True)}
     assert rows["王开发"][4] == 80.0 and "赵销售" not in rows
     assert _count(AuditEvent, AuditEvent.action == "okr.report_exported") == 1
-    assert dev.get(f"/okr/team.xlsx?cycle={cycle.id}").status_code == 403
+    # employees can neither start an export nor see the report; others cannot fetch the file
+    token_d = csrf_token(dev, "/okr")
+    assert dev.post("/okr/team/export", data={"csrf_token": token_d, "cycle": cycle.id}).status_code == 403
     assert dev.get(f"/okr/team?cycle={cycle.id}").status_code == 403
+    assert dev.get(f"/tasks/{task.id}/download").status_code == 404
 
 
 def test_my_okrs_page_and_pending_approvals(app, make):
