@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
 case "${1:-compile}" in
   update)
-    "$PY" -m babel.messages.frontend extract -F babel.cfg -k _l -k N_ --no-location --sort-output \
+    "$PY" -m babel.messages.frontend extract -F babel.cfg -k _l -k N_ -k lazy_gettext -k lazy_ngettext:1,2 \
+      -k pgettext:1c,2 -k lazy_pgettext:1c,2 -k npgettext:1c,2,3 -k lazy_npgettext:1c,2,3 --no-location --sort-output \
       --project hr-portal -o portal/translations/messages.pot . >/dev/null 2>&1
     if [ -f portal/translations/zh_Hans_CN/LC_MESSAGES/messages.po ]; then
       "$PY" -m babel.messages.frontend update -i portal/translations/messages.pot -d portal/translations \

@@ -6,14 +6,10 @@ from wtforms import (BooleanField, DateField, FloatField, HiddenField, IntegerFi
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
-KIND_LABELS = {"annual": _l("Annual leave"), "sick": _l("Sick leave"), "personal": _l("Personal leave"),
-               "compensatory": _l("Compensatory time off")}
-STATUS_LABELS = {"normal": _l("Normal"), "late": _l("Late"), "early": _l("Left early"),
-                 "missing": _l("Missing punch"), "absent": _l("Absent"), "leave": _l("On leave"),
-                 "rest": _l("Rest day"), "holiday": _l("Holiday")}
+from portal.attendance.labels import (ANOMALY_LABELS, KIND_LABELS, PUNCH_LABELS,  # noqa: F401 (re-exported)
+                                      STATUS_LABELS)
+
 RULE_KIND_LABELS = {"fixed": _l("Fixed hours"), "shift": _l("Shifts"), "flexible": _l("Flexible hours")}
-ANOMALY_LABELS = {"absent": _l("No clock-in"), "escalation": _l("Consecutive absence (risk)"),
-                  "late_count": _l("Frequent late arrivals"), "late_rise": _l("Late arrivals rising")}
 CHANNEL_LABELS = [("inapp", _l("In the portal")), ("email", _l("Email")), ("sms", _l("SMS"))]
 HALF_START = [("am", _l("from the morning")), ("pm", _l("from the afternoon"))]
 HALF_END = [("pm", _l("to the end of the day")), ("am", _l("until noon"))]
@@ -39,16 +35,16 @@ class ConsentForm(FlaskForm):
 
 class LeaveForm(FlaskForm):
     kind = SelectField(_l("Type"), choices=list(KIND_LABELS.items()))
-    start_date = DateField(_l("From"), validators=[InputRequired(message=_l("Enter a date."))])
+    start_date = DateField(_l("Start date"), validators=[InputRequired(message=_l("Enter a date."))])
     start_half = SelectField(_l("Starting"), choices=HALF_START)
-    end_date = DateField(_l("To"), validators=[InputRequired(message=_l("Enter a date."))])
+    end_date = DateField(_l("End date"), validators=[InputRequired(message=_l("Enter a date."))])
     end_half = SelectField(_l("Ending"), choices=HALF_END)
     reason = TextAreaField(_l("Reason"), validators=[Optional(), Length(max=2000)])
 
 
 class CorrectionForm(FlaskForm):
     work_date = DateField(_l("Attendance day"), validators=[InputRequired(message=_l("Enter a date."))])
-    kind = SelectField(_l("Punch"), choices=[("in", _l("Clock-in")), ("out", _l("Clock-out"))])
+    kind = SelectField(_l("Punch"), choices=list(PUNCH_LABELS.items()))
     time = TimeField(_l("Time"), validators=[InputRequired(message=_l("Enter a time."))])
     reason = TextAreaField(_l("Reason"), validators=[DataRequired(message=_l("Give a reason.")),
                                                      Length(max=2000)])
@@ -125,8 +121,8 @@ class ShiftForm(FlaskForm):
 class AssignForm(FlaskForm):
     employees = TextAreaField(_l("Employees (employee numbers)"), validators=[DataRequired(), Length(max=20000)])
     shift = SelectField(_l("Shift"), choices=[])
-    start_date = DateField(_l("From"), validators=[InputRequired()])
-    end_date = DateField(_l("To"), validators=[InputRequired()])
+    start_date = DateField(_l("Start date"), validators=[InputRequired()])
+    end_date = DateField(_l("End date"), validators=[InputRequired()])
 
 
 class CalendarDayForm(FlaskForm):
@@ -141,5 +137,5 @@ class YearForm(FlaskForm):
 
 
 class RangeForm(FlaskForm):
-    start_date = DateField(_l("From"), validators=[InputRequired()])
-    end_date = DateField(_l("To"), validators=[InputRequired()])
+    start_date = DateField(_l("Start date"), validators=[InputRequired()])
+    end_date = DateField(_l("End date"), validators=[InputRequired()])

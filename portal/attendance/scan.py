@@ -14,10 +14,12 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+from flask_babel.speaklater import LazyString
 from sqlalchemy import and_, case, exists, false, func, insert, literal, or_, select, true, update
 from sqlalchemy.orm import aliased
 
 from portal.attendance import engine, services
+from portal.attendance.labels import ANOMALY_LABELS, PUNCH_LABELS, label
 from portal.attendance.models import (Anomaly, AttendanceDay, AttendanceRule, Exemption, LeaveRequest,
                                       RuleMember, ShiftAssignment)
 from portal.core import audit, notify
@@ -220,7 +222,7 @@ def notify_pending(cfg=None) -> int:
         emp = a.employee
         ctx = {"name": emp.name, "emp_no": emp.emp_no, "date": a.detected_on.isoformat(),
                "start": a.key_date.isoformat(), "days": a.days, "month": a.key_date.strftime("%Y-%m"),
-               "detail": a.kind, "title": emp.name}
+               "detail": label(ANOMALY_LABELS, a.kind), "title": emp.name}
         if a.kind == "absent":
             template, channels = "attendance.absent", alert_channels
             recipients = services.approver_users(emp) + hr
@@ -273,18 +275,25 @@ def outside_digest_job(day_iso: str | None = None) -> int:
         .join(Punch, Punch.employee_id == Employee.id)
         .where(Punch.work_date == day, Punch.method == "outside", Employee.manager_id.is_not(None))
         .order_by(Employee.manager_id, Punch.at)).all()
-    by_manager: dict[int, list[str]] = {}
+    by_manager: dict[int, list[tuple]] = {}
     for manager_id, name, kind, at, note in rows:
         local = at.astimezone(services.tz()).strftime("%H:%M")
-        by_manager.setdefault(manager_id, []).append(f"{name} {kind} {local} {note}")
+        by_manager.setdefault(manager_id, []).append((name, kind, local, note))
     n = 0
     for manager_id, lines in by_manager.items():
         user = services.user_of(manager_id)
         if user is None:
             continue
-        notify.send(user, "attendance.outside_digest", {"date": day.isoformat(), "lines": "; ".join(lines),
+        # lazy: notify.send renders it in the manager's language (clock-in / clock-out labels)
+        digest = LazyString(_digest_lines, lines)
+        notify.send(user, "attendance.outside_digest", {"date": day.isoformat(), "lines": digest,
                                                         "title": day.isoformat()},
                     dedupe_key=f"att-outside:{day}:{manager_id}")
         n += 1
     db.session.commit()
     return n
+
+
+def _digest_lines(lines: list[tuple]) -> str:
+    return "; ".join(" ".join(str(x) for x in (name, label(PUNCH_LABELS, kind), local, note) if x)
+                     for name, kind, local, note in lines)

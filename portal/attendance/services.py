@@ -8,10 +8,12 @@ from typing import Any, Iterable, Optional
 from zoneinfo import ZoneInfo
 
 from flask import current_app, has_app_context
+from flask_babel import lazy_ngettext
 from sqlalchemy import and_, delete, func, or_, select, text, update
 from sqlalchemy.orm import aliased
 
 from portal.attendance import engine
+from portal.attendance.labels import KIND_LABELS, NOTICE_TITLES, PUNCH_LABELS, REQUEST_STATUS_LABELS, label
 from portal.attendance.models import (LEAVE_KINDS, AttendanceDay, AttendanceRule, CalendarDay, Correction,
                                       Exemption, LeaveRequest, LocationConsent, Punch, RuleMember, Settings,
                                       Shift, ShiftAssignment, WorkSite)
@@ -31,16 +33,16 @@ class AttendanceError(ValueError):
 
 notify.register_template("attendance.leave_request", notify.Template(
     N_("Leave request from %(name)s"),
-    N_("%(name)s asks for %(kind)s leave from %(start)s to %(end)s. Open the portal to approve or reject.")))
+    N_("%(name)s asks for %(kind)s from %(start)s to %(end)s. Open the portal to approve or reject.")))
 notify.register_template("attendance.leave_decided", notify.Template(
-    N_("Your leave request was %(decision)s"),
-    N_("Your %(kind)s leave from %(start)s to %(end)s was %(decision)s. %(note)s")))
+    N_("Your leave request: %(decision)s"),
+    N_("Your %(kind)s from %(start)s to %(end)s: %(decision)s. %(note)s")))
 notify.register_template("attendance.correction_request", notify.Template(
     N_("Punch correction request from %(name)s"),
-    N_("%(name)s asks to correct the %(kind)s punch of %(date)s: %(reason)s")))
+    N_("%(name)s asks to correct the %(kind)s of %(date)s: %(reason)s")))
 notify.register_template("attendance.correction_decided", notify.Template(
-    N_("Your punch correction was %(decision)s"),
-    N_("Your correction of %(date)s was %(decision)s. %(note)s")))
+    N_("Your punch correction: %(decision)s"),
+    N_("Your correction of %(date)s: %(decision)s. %(note)s")))
 
 
 def tz() -> ZoneInfo:
@@ -418,8 +420,8 @@ def request_leave(user, kind: str, start: dt.date, start_half: str, end: dt.date
                                                        "end": end.isoformat()}, actor=user)
     for boss in approver_users(emp):
         notify.send(boss, "attendance.leave_request",
-                    {"name": emp.name, "kind": kind, "start": start.isoformat(), "end": end.isoformat(),
-                     "title": "leave"}, related=("attendance_leaves", leave.id),
+                    {"name": emp.name, "kind": label(KIND_LABELS, kind), "start": start.isoformat(),
+                     "end": end.isoformat(), "title": NOTICE_TITLES["leave"]}, related=("attendance_leaves", leave.id),
                     link=_link("attendance.approvals"))
     return leave
 
@@ -451,8 +453,9 @@ def decide_leave(leave: LeaveRequest, actor, approve: bool, note: str = "") -> N
     owner = user_of(leave.employee_id)
     if owner is not None:
         notify.send(owner, "attendance.leave_decided",
-                    {"kind": leave.kind, "start": leave.start_date.isoformat(), "end": leave.end_date.isoformat(),
-                     "decision": leave.status, "note": leave.decision_note, "title": "leave"},
+                    {"kind": label(KIND_LABELS, leave.kind), "start": leave.start_date.isoformat(),
+                     "end": leave.end_date.isoformat(), "decision": label(REQUEST_STATUS_LABELS, leave.status),
+                     "note": leave.decision_note, "title": NOTICE_TITLES["leave"]},
                     related=("attendance_leaves", leave.id), link=_link("attendance.leave"))
 
 
@@ -534,8 +537,8 @@ def request_correction(user, work_date: dt.date, kind: str, local_time: dt.time,
                                                            "at": at.isoformat()}, actor=user)
     for boss in approver_users(emp):
         notify.send(boss, "attendance.correction_request",
-                    {"name": emp.name, "kind": kind, "date": work_date.isoformat(), "reason": corr.reason[:100],
-                     "title": "correction"}, related=("attendance_corrections", corr.id),
+                    {"name": emp.name, "kind": label(PUNCH_LABELS, kind), "date": work_date.isoformat(),
+                     "reason": corr.reason[:100], "title": NOTICE_TITLES["correction"]}, related=("attendance_corrections", corr.id),
                     link=_link("attendance.approvals"))
     return corr
 
@@ -574,8 +577,8 @@ def decide_correction(corr: Correction, actor, approve: bool, note: str = "") ->
     owner = user_of(corr.employee_id)
     if owner is not None:
         notify.send(owner, "attendance.correction_decided",
-                    {"date": corr.work_date.isoformat(), "decision": corr.status, "note": corr.decision_note,
-                     "title": "correction"}, related=("attendance_corrections", corr.id),
+                    {"date": corr.work_date.isoformat(), "decision": label(REQUEST_STATUS_LABELS, corr.status),
+                     "note": corr.decision_note, "title": NOTICE_TITLES["correction"]}, related=("attendance_corrections", corr.id),
                     link=_link("attendance.corrections"))
 
 
@@ -753,4 +756,4 @@ def recompute_task(handle, start_iso: str, end_iso: str) -> str:
         handle.progress(done, total)
     n = recompute_range(dt.date.fromisoformat(start_iso), dt.date.fromisoformat(end_iso), progress=progress)
     db.session.commit()
-    return f"{n} employee-day(s) recomputed"
+    return lazy_ngettext("%(num)s employee-day recomputed", "%(num)s employee-days recomputed", n)

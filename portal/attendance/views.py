@@ -14,6 +14,7 @@ from portal.attendance.forms import (ANOMALY_LABELS, KIND_LABELS, RULE_KIND_LABE
                                      CalendarDayForm, ClockForm, ConsentForm, CorrectionForm, DecisionForm,
                                      LeaveForm, MembersForm, RangeForm, ResolveForm, RuleForm, SettingsForm,
                                      ShiftForm, SiteForm, YearForm)
+from portal.attendance.labels import REQUEST_STATUS_LABELS, SOURCE_LABELS
 from portal.attendance.models import (Anomaly, AttendanceRule, CalendarDay, Correction, Exemption, LeaveRequest,
                                       Punch, RuleMember, Shift, WorkSite)
 from portal.core import audit, tasks
@@ -40,6 +41,8 @@ register_card("attendance.team", _l("Team attendance"), _l("Who is in, late or m
               "attendance.team")
 register_card("attendance.view_all", _l("Attendance anomalies"),
               _l("Absences, escalations and late-arrival flags from the daily scan."), "attendance.anomalies")
+
+tasks.register_kind("attendance.recompute", _l("Recompute attendance"))
 
 ERRORS = {
     "bad_kind": _l("Choose clock-in or clock-out."),
@@ -78,7 +81,10 @@ ERRORS = {
 
 def _msg(exc: services.AttendanceError) -> str:
     text = str(ERRORS.get(exc.code, exc.code))
-    return text % exc.params if exc.params and "%(" in text else text
+    params = dict(exc.params)
+    if "status" in params:  # a day status code: show its label
+        params["status"] = str(STATUS_LABELS.get(params["status"], params["status"]))
+    return text % params if params and "%(" in text else text
 
 
 def _my_employee() -> Employee:
@@ -179,7 +185,7 @@ def records():
     emp = _my_employee()
     page, per_page = page_arg(30)
     stmt = select(Punch).where(Punch.employee_id == emp.id).order_by(Punch.at.desc())
-    return render("attendance/records.html", page=paginate(stmt, page, per_page))
+    return render("attendance/records.html", page=paginate(stmt, page, per_page), sources=SOURCE_LABELS)
 
 
 @bp.route("/attendance/records.csv")
@@ -208,7 +214,8 @@ def _leave_page(form, status=200):
     emp = _my_employee()
     mine = db.session.scalars(select(LeaveRequest).where(LeaveRequest.employee_id == emp.id)
                               .order_by(LeaveRequest.start_date.desc()).limit(100)).all()
-    return render("attendance/leave.html", form=form, leaves=mine, kinds=KIND_LABELS, status=status)
+    return render("attendance/leave.html", form=form, leaves=mine, kinds=KIND_LABELS, status=status,
+                  request_statuses=REQUEST_STATUS_LABELS)
 
 
 @bp.route("/attendance/leave")
@@ -261,7 +268,7 @@ def _corrections_page(form, status=200):
                               .order_by(Correction.created_at.desc()).limit(100)).all()
     rule = services.rule_for(emp)
     return render("attendance/corrections.html", form=form, corrections=mine, rule=rule, labels=STATUS_LABELS,
-                  status=status)
+                  status=status, request_statuses=REQUEST_STATUS_LABELS)
 
 
 @bp.route("/attendance/corrections")

@@ -31,6 +31,7 @@ from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
+from flask_babel.speaklater import LazyString
 from sqlalchemy import (Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, and_, or_,
                         select, update)
 from sqlalchemy.exc import IntegrityError
@@ -168,7 +169,9 @@ def send(user, template_key: str, context: dict | None = None, channels: Iterabl
     """Write outbox rows for ``user`` (a User) in the current transaction; delivery is queued after commit.
 
     Formal messages ignore the user's channel preferences. With ``dedupe_key`` a second call with the same
-    key (e.g. the scheduler ran twice) adds nothing.
+    key (e.g. the scheduler ran twice) adds nothing. Context values that are lazy strings (a label of a
+    stored code, or ``_l("...", name=...)``) are rendered in the recipient's language; pass those instead
+    of raw codes or text translated for the sender.
     """
     from portal.core import jobs
     template = TEMPLATES[template_key]
@@ -179,6 +182,9 @@ def send(user, template_key: str, context: dict | None = None, channels: Iterabl
         wanted = [c for c in wanted if c in allowed]
     locale = user.locale or current_app.config.get("BABEL_DEFAULT_LOCALE", "zh_Hans_CN")
     with force_locale(locale):
+        # Lazy values (labels from lazy_gettext, or _l("...", x=...) sentences) become text in the
+        # recipient's language here; everything else is interpolated as given.
+        context = {k: str(v) if isinstance(v, LazyString) else v for k, v in context.items()}
         subject = _(template.subject) % _Fill(context)
         body = _(template.body) % _Fill(context)
     now = utcnow()

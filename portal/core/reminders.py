@@ -55,7 +55,7 @@ def before_deadline(user_ids: Iterable[int], subject: tuple[str, Any], kind: str
                     before: Iterable[dt.timedelta] = (dt.timedelta(days=3),),
                     overdue_every: dt.timedelta | None = dt.timedelta(days=1),
                     channels: Iterable[str] = ("inapp", "email"), context: dict | None = None,
-                    link: str = "") -> list[Reminder]:
+                    link: str = "", template_key: str = "reminder") -> list[Reminder]:
     """One reminder per offset before ``deadline`` and, if still not done, one every ``overdue_every``
     after it."""
     rows = []
@@ -63,10 +63,10 @@ def before_deadline(user_ids: Iterable[int], subject: tuple[str, Any], kind: str
     for uid in user_ids:
         for offset in before:
             rows.append(schedule(uid, subject, f"{kind}", deadline - offset, context, channels,
-                                 deadline=deadline, link=link))
+                                 deadline=deadline, link=link, template_key=template_key))
         if overdue_every:
             rows.append(schedule(uid, subject, f"{kind}.overdue", deadline, context, channels,
-                                 repeat=overdue_every, deadline=deadline, link=link))
+                                 repeat=overdue_every, deadline=deadline, link=link, template_key=template_key))
     return rows
 
 

@@ -23,6 +23,7 @@ from portal.core import audit
 from portal.core.audit import canonical_json
 from portal.core.db import Base, UTCDateTime, db, utcnow
 from portal.core.models import User
+from portal.core.security import N_
 
 
 class SignatureError(Exception):
@@ -116,11 +117,11 @@ def verify(sig: Signature, current_content: Any = None) -> SignatureCheck:
     ok = stored_ok and audit_ok and (matches is not False)
     reason = ""
     if not stored_ok:
-        reason = "the stored signed content was altered"
+        reason = N_("the stored signed content was altered")
     elif not audit_ok:
-        reason = "the signature row differs from the audit record of the signing"
+        reason = N_("the signature row differs from the audit record of the signing")
     elif matches is False:
-        reason = "the record changed after it was signed"
+        reason = N_("the record changed after it was signed")
     return SignatureCheck(ok, stored_ok, matches, reason, audit_ok)
 
 

@@ -3,7 +3,8 @@
 ``start(kind, owner, path, *args)`` writes a ``BackgroundTask`` row and queues the job after commit. The
 job function is called as ``fn(task: TaskHandle, *args)``; it reports ``handle.progress(done, total,
 message)`` (committed on a separate connection so the page sees it at once) and returns a
-``StoredFile`` (the downloadable result), a short message, or None. The page polls
+``StoredFile`` (the downloadable result), a short message (a lazy ``_l()`` one is shown in the owner's
+language), or None. The page polls
 ``/tasks/<id>/status`` every 2 s; the partial answers 286 when the task is finished, which stops htmx
 polling. A task still queued when Redis was down is re-queued by the periodic sweep.
 """
@@ -14,6 +15,7 @@ import json
 import logging
 from typing import Any, Optional
 
+from flask_babel.speaklater import LazyString
 from sqlalchemy import ForeignKey, Integer, String, Text, event, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -129,11 +131,32 @@ def execute(task_id: int) -> str:
     values: dict[str, Any] = {"status": "done", "finished_at": utcnow()}
     if isinstance(result, StoredFile):
         values["result_file_id"] = result.id
-    elif isinstance(result, str):
-        values["message"] = result[:500]
+    elif isinstance(result, (str, LazyString)):
+        values["message"] = _text_for_owner(result, handle.owner_id)[:500]
     db.session.execute(update(BackgroundTask).where(BackgroundTask.id == task_id).values(**values))
     db.session.commit()
     return "done"
+
+
+def _text_for_owner(text, owner_id: int | None) -> str:
+    """A lazy result message (``_l(...)``) becomes text in the language of the task's owner."""
+    if not isinstance(text, LazyString):
+        return text
+    from flask_babel import force_locale
+    from portal.core.models import User
+    owner = db.session.get(User, owner_id) if owner_id else None
+    if owner is not None and owner.locale:
+        with force_locale(owner.locale):
+            return str(text)
+    return str(text)
+
+
+KIND_LABELS: dict[str, Any] = {}
+
+
+def register_kind(kind: str, label) -> None:
+    """The label (lazy_gettext) shown on the progress page for tasks of ``kind``."""
+    KIND_LABELS[kind] = label
 
 
 def sweep_queued(older_than: dt.timedelta = dt.timedelta(minutes=2)) -> int:

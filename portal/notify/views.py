@@ -9,7 +9,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import select
 
-from portal.core import notify
+from portal.core import notify, tasks
 from portal.core.db import db, get_or_404
 from portal.core.security import login_only, register_permissions, require
 from portal.core.ui import htmx_redirect, page_arg, paginate, register_nav, render
@@ -149,14 +149,14 @@ def _task_for_user(task_id: int):
 @bp.route("/tasks/<int:task_id>")
 @login_only
 def task(task_id: int):
-    return render("notify/task.html", task=_task_for_user(task_id))
+    return render("notify/task.html", task=_task_for_user(task_id), task_kinds=tasks.KIND_LABELS)
 
 
 @bp.route("/tasks/<int:task_id>/status")
 @login_only
 def task_status(task_id: int):
     t = _task_for_user(task_id)
-    resp = render("notify/_task_status.html", task=t)
+    resp = render("notify/_task_status.html", task=t, task_kinds=tasks.KIND_LABELS)
     if t.finished and request.headers.get("HX-Request") == "true":
         resp.status_code = 286  # htmx: stop polling
     return resp

@@ -4,17 +4,22 @@ exports, refused attempts), unfreezes, the revocation record and the audit-chain
 Shown as a printable page and packed as a zip archive (HTML + CSV) by a background task."""
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import zipfile
 
 from flask import render_template
+from flask_babel import force_locale
+from flask_babel import gettext as translate  # a stored msgid (N_), so not a literal to extract
 from sqlalchemy import select
 
 from portal.core import audit, signatures
 from portal.core.audit import AuditEvent
 from portal.core.db import db, utcnow
+from portal.core.security import N_
+from portal.offboarding import labels as L
 from portal.offboarding import services
 from portal.offboarding.models import ClientOrder, Offboarding, RevocationRun, UnfreezeRequest
 
@@ -80,22 +85,33 @@ def _t(value) -> str:
     return value.isoformat() if value else ""
 
 
+def _l(labels: dict, code) -> str:
+    """The translated label of a stored code (next to the code itself, which stays for machines)."""
+    return str(L.label(labels, code))
+
+
 def csv_files(data: dict) -> dict[str, str]:
     ob = data["ob"]
     return {
         "checklist.csv": _csv(
-            ["id", "title", "responsible", "due_date", "status", "note", "file_id", "submitted_at", "confirmed_by",
-             "confirmed_at", "waiver_reason", "waiver_file_id", "waived_by", "waived_at", "rejection_reason"],
-            [[i.id, i.title, i.responsible, i.due_date.isoformat(), i.status, i.note, i.file_id, _t(i.submitted_at),
+            ["id", "title", "responsible", "responsible_label", "due_date", "status", "status_label", "note",
+             "file_id", "submitted_at", "confirmed_by", "confirmed_at", "waiver_reason", "waiver_file_id",
+             "waived_by", "waived_at", "rejection_reason"],
+            [[i.id, i.title, i.responsible, _l(L.RESPONSIBLE_LABELS, i.responsible), i.due_date.isoformat(),
+              i.status, _l(L.ITEM_STATUS_LABELS, i.status), i.note, i.file_id, _t(i.submitted_at),
               i.confirmed_by.username if i.confirmed_by else "", _t(i.confirmed_at), i.waiver_reason,
               i.waiver_file_id, i.waived_by.username if i.waived_by else "", _t(i.waived_at), i.rejection_reason]
              for i in data["items"]]),
-        "approvals.csv": _csv(["round", "seq", "role", "status", "decided_by", "decided_at", "comment"],
-                              [[s.round, s.seq, s.role, s.status, s.decided_by.username if s.decided_by else "",
+        "approvals.csv": _csv(["round", "seq", "role", "role_label", "status", "status_label", "decided_by",
+                               "decided_at", "comment"],
+                              [[s.round, s.seq, s.role, _l(L.RESPONSIBLE_LABELS, s.role), s.status,
+                                _l(L.STEP_STATUS_LABELS, s.status), s.decided_by.username if s.decided_by else "",
                                 _t(s.decided_at), s.comment] for s in data["steps"]]),
-        "signatures.csv": _csv(["id", "purpose", "signer", "signed_at", "ip", "content_sha256", "verified"],
-                               [[x["sig"].id, x["sig"].purpose, x["sig"].signer_name, _t(x["sig"].signed_at),
-                                 x["sig"].ip, x["sig"].content_hash, "ok" if x["check"].ok else x["check"].reason]
+        "signatures.csv": _csv(["id", "purpose", "purpose_label", "signer", "signed_at", "ip", "content_sha256",
+                                "verified"],
+                               [[x["sig"].id, x["sig"].purpose, _l(L.SIGNATURE_PURPOSE_LABELS, x["sig"].purpose),
+                                 x["sig"].signer_name, _t(x["sig"].signed_at), x["sig"].ip, x["sig"].content_hash,
+                                 "ok" if x["check"].ok else translate(x["check"].reason)]
                                 for x in data["signatures"]]),
         "client_transfers.csv": _csv(["client_id", "client", "from", "to", "by", "at"],
                                      [[t.client_id, t.client.name, t.from_employee.name if t.from_employee else "",
@@ -110,11 +126,15 @@ def csv_files(data: dict) -> dict[str, str]:
         "audit_trail.csv": _csv(["seq", "at", "actor", "action", "data", "hash"],
                                 [[e.seq, _t(e.created_at), e.actor_name, e.action, e.data, e.hash]
                                  for e in data["trail"]]),
-        "revocation.csv": _csv(["step", "status", "attempts", "done_at", "last_error", "detail"],
-                               [[s.key, s.status, s.attempts, _t(s.done_at), s.last_error, s.detail]
+        "revocation.csv": _csv(["step", "step_label", "status", "status_label", "attempts", "done_at", "last_error",
+                                "detail"],
+                               [[s.key, str(L.revocation_step_label(s.key)), s.status,
+                                 _l(L.REVOCATION_STEP_STATUS_LABELS, s.status), s.attempts, _t(s.done_at),
+                                 s.last_error, s.detail]
                                 for s in (data["revocation"].steps if data["revocation"] else [])]),
         "summary.json": json.dumps({
-            "offboarding_id": ob.id, "employee": ob.employee.emp_no, "kind": ob.kind, "stage": ob.stage,
+            "offboarding_id": ob.id, "employee": ob.employee.emp_no, "kind": ob.kind,
+            "kind_label": _l(L.KIND_LABELS, ob.kind), "stage": ob.stage, "stage_label": _l(L.STAGE_LABELS, ob.stage),
             "submitted_at": _t(ob.submitted_at), "last_day": ob.last_day.isoformat(),
             "completed_at": _t(ob.completed_at),
             "audit_chain": {"ok": data["chain"].ok, "checked": data["chain"].checked,
@@ -128,23 +148,27 @@ def csv_files(data: dict) -> dict[str, str]:
 def build_archive(handle, offboarding_id: int, actor_id: int):
     """Background task: the evidence pack as a zip (evidence.html + CSV files), stored as a file."""
     from portal.core.uploads import store_bytes
-    handle.progress(0, 3, "collecting")
+    handle.progress(0, 3, N_("collecting"))
     ob = db.session.get(Offboarding, offboarding_id)
     audit.seal()
     data = collect(ob)
-    handle.progress(1, 3, "rendering")
-    html = render_template("offboarding/evidence_archive.html", archive=True, **data)
-    files = csv_files(data)
+    handle.progress(1, 3, N_("rendering"))
+    from portal.core.models import User
+    actor = db.session.get(User, actor_id)
+    # a background job has no request: labels and headings in the language of who asked for the pack
+    # (without a stored preference: the current locale, i.e. the default one in the worker)
+    with force_locale(actor.locale) if actor is not None and actor.locale else contextlib.nullcontext():
+        html = render_template("offboarding/evidence_archive.html", archive=True, **data, **L.template_labels())
+        files = csv_files(data)
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("evidence.html", html)
         for name, text in files.items():
             zf.writestr(name, text)
-    from portal.core.models import User
     stored = store_bytes(buf.getvalue(), f"offboarding-{ob.id}-evidence.zip", "zip", "offboarding_evidence",
                          db.session.get(User, actor_id))
     audit.record("offboarding.evidence_archived", ob, {"file_id": stored.id, "sha256": stored.sha256},
                  actor=db.session.get(User, actor_id))
     db.session.commit()
-    handle.progress(3, 3, "done")
+    handle.progress(3, 3, N_("done"))
     return stored

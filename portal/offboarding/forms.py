@@ -5,15 +5,9 @@ from wtforms import (BooleanField, DateField, DateTimeLocalField, IntegerField, 
                      StringField, TextAreaField)
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
-RESPONSIBLE_LABELS = {"leaver": _l("Leaver"), "successor": _l("Successor"), "head": _l("Department head"),
-                      "finance": _l("Finance"), "it": _l("IT"), "hr": _l("HR")}
-STAGE_LABELS = {"notice": _l("On notice"), "handover": _l("Handover"), "signoff": _l("Sign-off"),
-                "signing": _l("Final signatures"), "completed": _l("Completed")}
-ITEM_STATUS_LABELS = {"open": _l("Open"), "submitted": _l("Waiting for confirmation"), "done": _l("Done"),
-                      "waived": _l("Waived")}
-STEP_STATUS_LABELS = {"pending": _l("Pending"), "approved": _l("Approved"), "rejected": _l("Rejected")}
-KIND_LABELS = {"resignation": _l("Resignation"), "termination": _l("Termination")}
-REVOKE_LABELS = {"completion": _l("At completion"), "last_day": _l("At the end of the last working day")}
+from portal.offboarding.labels import (ITEM_STATUS_LABELS, KIND_LABELS, RESPONSIBLE_LABELS,  # noqa: F401
+                                      REVOKE_LABELS, STAGE_LABELS, STEP_STATUS_LABELS)
+
 CHANNEL_LABELS = {"phone": _l("Phone"), "visit": _l("Visit"), "email": _l("Email"), "wechat": _l("WeChat"),
                   "other": _l("Other")}
 

@@ -18,12 +18,14 @@ import urllib.error
 import urllib.request
 
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, or_, select, update
 
 from portal.accounts import services as accounts
 from portal.core import audit, notify
 from portal.core.db import db, utcnow
 from portal.core.models import PermissionOverride, User
+from portal.offboarding.labels import revocation_step_label
 from portal.offboarding.models import Offboarding, RevocationRun, RevocationStep
 from portal.offboarding.perms import BUSINESS_PERMISSIONS, FREEZE_SOURCE
 
@@ -189,9 +191,10 @@ def _alert(ob: Offboarding, step: RevocationStep) -> None:
         if u.id == ob.user_id:
             continue
         notify.send(u, "offboarding_alert",
-                    {"title": f"{ob.employee.name}: {step.key}",
-                     "body": f"Account revocation step {step.key} for {ob.employee.name} failed "
-                             f"{step.attempts} times: {step.last_error}"},
+                    {"title": _l("%(name)s: %(step)s", name=ob.employee.name, step=revocation_step_label(step.key)),
+                     "body": _l("Account revocation of %(name)s: the step “%(step)s” failed %(n)s times: %(error)s",
+                                name=ob.employee.name, step=revocation_step_label(step.key), n=step.attempts,
+                                error=step.last_error)},
                     related=("offboardings", ob.id), dedupe_key=f"offb:{ob.id}:alert:{step.key}:{u.id}")
 
 

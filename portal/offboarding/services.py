@@ -11,6 +11,7 @@ import datetime as dt
 from typing import Any, Iterable, Optional
 
 from flask import current_app, has_request_context, url_for
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, update
 
 from portal.accounts import services as accounts
@@ -19,6 +20,7 @@ from portal.core.db import db, utcnow
 from portal.core.models import PermissionOverride, Role, User, UserRole
 from portal.core.security import N_, effective_permissions, has_role
 from portal.offboarding import clients as client_svc
+from portal.offboarding.labels import KIND_LABELS, RESPONSIBLE_LABELS, label
 from portal.offboarding.models import (RESPONSIBLE, ChecklistItem, ChecklistTemplate, Client,
                                        ClientTransfer, Offboarding, RevocationRun, SignoffStep,
                                        TemplateItem, UnfreezeRequest)
@@ -198,8 +200,9 @@ def _begin(emp: Employee, actor: User, kind: str, last_day: dt.date, days: int, 
     return ob
 
 
-def _body_started(ob: Offboarding) -> str:
-    return f"{ob.employee.name} ({ob.employee.emp_no}): {ob.kind}, last day {ob.last_day.isoformat()}"
+def _body_started(ob: Offboarding):
+    return _l("%(name)s (%(emp_no)s): %(kind)s, last working day %(day)s", name=ob.employee.name,
+              emp_no=ob.employee.emp_no, kind=label(KIND_LABELS, ob.kind), day=ob.last_day.isoformat())
 
 
 def freeze_permissions_for(user: User) -> list[str]:
@@ -421,7 +424,9 @@ def submit_item(item: ChecklistItem, user: User, note: str, stored_file=None) ->
         confirm_item(item, user)
     else:
         for u in responsible_users(item.offboarding, item.responsible):
-            notify.send(u, "offboarding", {"title": item.title, "body": f"{item.offboarding.employee.name}: {item.title}"},
+            notify.send(u, "offboarding", {"title": item.title, "body": _l(
+                "%(name)s filled in “%(item)s”: please check and confirm it.",
+                name=item.offboarding.employee.name, item=item.title)},
                         related=("checklist_items", item.id), link=_link("offboarding.show",
                                                                          offboarding_id=item.offboarding_id))
 
@@ -517,7 +522,9 @@ def _notify_step(ob: Offboarding) -> None:
         return
     for u in responsible_users(ob, step.role):
         notify.send(u, "offboarding", {"title": ob.employee.name,
-                                       "body": f"{ob.employee.name}: sign-off ({step.role})"},
+                                       "body": _l("The offboarding of %(name)s waits for your sign-off (as %(role)s).",
+                                                  name=ob.employee.name,
+                                                  role=label(RESPONSIBLE_LABELS, step.role))},
                     related=("offboarding_signoffs", step.id), link=_link("offboarding.show", offboarding_id=ob.id),
                     dedupe_key=f"offb:{ob.id}:step:{step.id}:{u.id}")
 
@@ -543,7 +550,8 @@ def approve_step(ob: Offboarding, step_id: int, actor: User, comment: str = "") 
         ob.stage = "signing"
         audit.record("offboarding.stage_changed", ob, {"stage": "signing"}, actor=actor)
         for u in filter(None, [ob.user, user_of(ob.successor_id)]):
-            notify.send(u, "offboarding", {"title": ob.employee.name, "body": "handover ready to sign"},
+            notify.send(u, "offboarding", {"title": ob.employee.name, "body": _l(
+                "The handover of %(name)s is approved and ready for your signature.", name=ob.employee.name)},
                         related=("offboardings", ob.id), link=_link("offboarding.show", offboarding_id=ob.id),
                         dedupe_key=f"offb:{ob.id}:sign:{ob.signoff_round}:{u.id}")
     else:
@@ -598,7 +606,8 @@ def reject_step(ob: Offboarding, step_id: int, actor: User, item_id: int, reason
                                                         "role": step.role, "item_id": item.id,
                                                         "item": item.title, "reason": reason.strip()}, actor=actor)
     for u in filter(None, [ob.user] + responsible_users(ob, item.responsible)):
-        notify.send(u, "offboarding", {"title": item.title, "body": f"{item.title}: {reason.strip()}"},
+        notify.send(u, "offboarding", {"title": item.title, "body": _l(
+                    "“%(item)s” was sent back: %(reason)s", item=item.title, reason=reason.strip())},
                     related=("checklist_items", item.id), link=_link("offboarding.show", offboarding_id=ob.id))
 
 
@@ -696,7 +705,9 @@ def complete(ob: Offboarding, actor: User) -> None:
     audit.record("employee.status_changed", ob.employee, {"status": "left", "offboarding_id": ob.id}, actor=actor)
     for u in users_with_role("hr", "it"):
         if u.id != ob.user_id:
-            notify.send(u, "offboarding", {"title": ob.employee.name, "body": "offboarding completed"},
+            notify.send(u, "offboarding", {"title": ob.employee.name,
+                                           "body": _l("The offboarding of %(name)s is completed.",
+                                                      name=ob.employee.name)},
                         related=("offboardings", ob.id), link=_link("offboarding.show", offboarding_id=ob.id),
                         dedupe_key=f"offb:{ob.id}:completed:{u.id}")
     if ob.revoke_on == "completion":

@@ -22,6 +22,7 @@ from portal.offboarding.forms import (ITEM_STATUS_LABELS, KIND_LABELS, RESPONSIB
                                       STAGE_LABELS, STEP_STATUS_LABELS, DatesForm, ItemForm, ReasonForm,
                                       RejectForm, ResignationForm, SignForm, StartForm, TemplateForm,
                                       TemplateItemForm, TerminationForm, UnfreezeForm, WaiveForm)
+from portal.offboarding.labels import template_labels
 from portal.offboarding.models import (ChecklistItem, ChecklistTemplate, Offboarding, RevocationRun,
                                        TemplateItem, UnfreezeRequest)
 from portal.offboarding.services import OffboardingError
@@ -30,6 +31,8 @@ from portal.org.models import Department, Employee, Position
 register_nav("offboarding.index", _l("Offboarding"), None, order=80)
 register_card("offboarding.manage", _l("Offboarding board"),
               _l("Resignations, handover checklists, sign-off and account revocation."), "offboarding.index")
+
+tasks.register_kind("offboarding.evidence", _l("Offboarding evidence pack"))
 
 ERRORS = {
     "no_employee": _l("Your account is not linked to an employee record."),
@@ -83,9 +86,7 @@ def _msg(exc: OffboardingError) -> str:
 
 
 def _labels() -> dict:
-    return dict(stages=STAGE_LABELS, responsible=RESPONSIBLE_LABELS, item_statuses=ITEM_STATUS_LABELS,
-                step_statuses=STEP_STATUS_LABELS, kinds=KIND_LABELS, revoke_labels=REVOKE_LABELS,
-                permissions=PERMISSIONS)
+    return template_labels()
 
 
 def _ob_or_404(offboarding_id: int) -> Offboarding:

@@ -29,6 +29,11 @@ from portal.performance.models import (Appeal, Cycle, RatingBand, Review, Review
 from portal.performance.services import Conflict, PerfError, _manager_user, _users_with_permission, dec
 from portal.performance.services import employee_completion
 
+notify.register_template("perf.respond", notify.Template(
+    N_("Reminder: sign or appeal your performance result for %(cycle)s (revision %(revision)s)"),
+    N_("Your performance result for %(cycle)s (revision %(revision)s) is waiting for you. Confirm it with "
+       "your signature or appeal before %(due)s; after that HR may approve it without your signature."),
+    channels=("inapp", "email", "sms")))
 notify.register_template("perf.result_ready", notify.Template(
     N_("Your performance result for %(cycle)s"),
     N_("Your performance result for %(cycle)s is ready: %(score)s, rating %(rating)s. Open the portal to "
@@ -322,8 +327,8 @@ def _start_response_window(review: Review, now: dt.datetime | None = None) -> No
         before = dt.timedelta(days=2) if days >= 3 else dt.timedelta(hours=12)
         reminders.before_deadline([user.id], ("perf_reviews", review.id), f"perf.respond.{review.revision}", due,
                                   before=[before], overdue_every=None, link=_link(review),
-                                  context={"title": f"Performance result {review.cycle.name}: "
-                                                    f"sign or appeal (revision {review.revision})"})
+                                  template_key="perf.respond",
+                                  context={"cycle": review.cycle.name, "revision": review.revision})
 
 
 def _notify_employee(review: Review, key: str, **ctx) -> None:

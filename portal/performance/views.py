@@ -23,6 +23,8 @@ from portal.performance.forms import (CYCLE_KIND_LABELS, FREQUENCY_LABELS, KIND_
                                       ObjectiveForm)
 from portal.performance.models import Cycle, KeyResult, Objective
 
+tasks.register_kind("perf.okr_export", _l("OKR export"))
+
 register_nav("performance.my_okrs", _l("OKRs"), None, order=50)
 register_nav("performance.reviews", _l("Performance"), None, order=52)
 register_card(None, _l("My OKRs"), _l("Objectives, key results and monthly check-ins."), "performance.my_okrs")

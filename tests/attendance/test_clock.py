@@ -91,7 +91,7 @@ def test_geofence_inside_outside_with_consent(app, make, client):
     _consent(client, True)
     outside = _clock(client, "in", latitude="31.2404", longitude="121.4737", accuracy="15")  # ~1.1 km away
     assert outside.status_code == 422
-    assert "not on the office network or at a work site" in outside.get_data(as_text=True)
+    assert "不在办公网络或办公地点范围内" in outside.get_data(as_text=True)  # default locale: Chinese
     assert _punches() == []
     inside = _clock(client, "in", latitude="31.2310", longitude="121.4740", accuracy="15")
     assert inside.status_code == 303

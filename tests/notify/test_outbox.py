@@ -169,6 +169,22 @@ def test_message_rendered_in_recipient_language(app, make):
     assert zh.subject.startswith("提醒")
 
 
+def test_lazy_labels_rendered_in_recipient_language(app, make):
+    """Labels of stored codes (lazy_gettext) become text in the recipient's language, not the sender's."""
+    from portal.attendance.labels import KIND_LABELS, REQUEST_STATUS_LABELS
+    en_user = _user(make)
+    en_user.locale = "en"
+    zh_user = _user(make)
+    db.session.commit()
+    ctx = {"kind": KIND_LABELS["annual"], "start": "2025-03-03", "end": "2025-03-04",
+           "decision": REQUEST_STATUS_LABELS["approved"], "note": ""}
+    with app.test_request_context():
+        en = notify.send(en_user, "attendance.leave_decided", ctx, channels=["inapp"])[0]
+        zh = notify.send(zh_user, "attendance.leave_decided", ctx, channels=["inapp"])[0]
+    assert "Annual leave" in en.body and "Approved" in en.body and "annual" not in en.body
+    assert "年假" in zh.body and "已批准" in zh.body
+
+
 def test_redis_down_at_submit_then_up_delivers_once(app, make, private_redis, smtp_server, sms_gateway):
     user = _user(make, mobile="13700137000")
     private_redis.stop()
