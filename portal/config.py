@@ -4,6 +4,7 @@ Every setting has one place: this module. ``create_app(config)`` lets tests over
 """
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from pathlib import Path
@@ -22,6 +23,16 @@ def _bool(name: str, default: bool = False) -> bool:
 def _int(name: str, default: int) -> int:
     value = os.environ.get(name)
     return int(value) if value not in (None, "") else default
+
+
+def _json(name: str, default):
+    value = os.environ.get(name)
+    if value in (None, ""):
+        return default
+    try:
+        return json.loads(value)
+    except ValueError as exc:
+        raise ValueError(f"{name} is not valid JSON: {exc}") from None
 
 
 def secret_key(instance: Path) -> str:
@@ -91,4 +102,25 @@ def from_env() -> dict:
         "PG_DUMP": os.environ.get("PG_DUMP", "pg_dump"),
         "PG_RESTORE": os.environ.get("PG_RESTORE", "pg_restore"),
         "SQL_ECHO": _bool("SQL_ECHO", False),
+        # Performance: OKR early warning (N months below the threshold, or a drop of more than X points).
+        "PERF_WARN_MONTHS": _int("PERF_WARN_MONTHS", 2),
+        "PERF_WARN_THRESHOLD": _int("PERF_WARN_THRESHOLD", 70),
+        "PERF_WARN_DROP": _int("PERF_WARN_DROP", 20),
+        # Offboarding (Labour Contract Law art. 37: 30 days' notice, 3 in probation).
+        "OFFBOARDING_NOTICE_DAYS": _int("OFFBOARDING_NOTICE_DAYS", 30),
+        "OFFBOARDING_PROBATION_NOTICE_DAYS": _int("OFFBOARDING_PROBATION_NOTICE_DAYS", 3),
+        # {role: [permissions]} frozen when a resignation is submitted; "*" applies to every leaver.
+        "OFFBOARDING_FREEZE": _json("OFFBOARDING_FREEZE", None),
+        # {permission: days}: denied this many days before the last working day (e.g. export a week ahead).
+        "OFFBOARDING_EARLY_DENY": _json("OFFBOARDING_EARLY_DENY", {}),
+        # Account revocation at "completion" or at the end of the "last_day" (minus REVOKE_DAYS_BEFORE).
+        "OFFBOARDING_REVOKE_ON": os.environ.get("OFFBOARDING_REVOKE_ON", "completion"),
+        "OFFBOARDING_REVOKE_TIME": os.environ.get("OFFBOARDING_REVOKE_TIME", "18:00"),
+        "OFFBOARDING_REVOKE_DAYS_BEFORE": _int("OFFBOARDING_REVOKE_DAYS_BEFORE", 0),
+        # External revocation hooks: [{"name": "mail", "url": "https://...", "token": "..."}]
+        "OFFBOARDING_WEBHOOKS": _json("OFFBOARDING_WEBHOOKS", []),
+        "OFFBOARDING_WEBHOOK_ATTEMPTS": _int("OFFBOARDING_WEBHOOK_ATTEMPTS", 5),
+        "OFFBOARDING_WEBHOOK_BACKOFF": _json("OFFBOARDING_WEBHOOK_BACKOFF", [30, 120, 600, 1800]),
+        "OFFBOARDING_WEBHOOK_TIMEOUT": _int("OFFBOARDING_WEBHOOK_TIMEOUT", 10),
+        "OFFBOARDING_REVOCATION_LEASE_SECONDS": _int("OFFBOARDING_REVOCATION_LEASE_SECONDS", 300),
     }

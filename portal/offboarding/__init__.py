@@ -2,25 +2,12 @@
 evidence pack) and the client records the handover moves (sub-blueprint ``clients``)."""
 from __future__ import annotations
 
-import json
-import os
-
 from flask import Blueprint
 
 bp = Blueprint("offboarding", __name__)
 
 from portal.offboarding import perms  # noqa: E402,F401  (permissions first)
 from portal.offboarding import views  # noqa: E402,F401
-
-
-def _env_json(name: str, default):
-    raw = os.environ.get(name)
-    if not raw:
-        return default
-    try:
-        return json.loads(raw)
-    except ValueError:
-        return default
 
 
 def init_app(app) -> None:
@@ -30,26 +17,7 @@ def init_app(app) -> None:
 
     app.register_blueprint(client_views.bp)
 
-    # Company settings (environment, overridable by create_app(config)).
-    app.config.setdefault("OFFBOARDING_NOTICE_DAYS", int(os.environ.get("OFFBOARDING_NOTICE_DAYS", 30)))
-    app.config.setdefault("OFFBOARDING_PROBATION_NOTICE_DAYS",
-                          int(os.environ.get("OFFBOARDING_PROBATION_NOTICE_DAYS", 3)))
-    # {role: [permissions]} frozen at submission; "*" applies to every leaver.
-    app.config.setdefault("OFFBOARDING_FREEZE", _env_json("OFFBOARDING_FREEZE", None))
-    # {permission: days}: revoked this many days before the last working day (e.g. export a week ahead).
-    app.config.setdefault("OFFBOARDING_EARLY_DENY", _env_json("OFFBOARDING_EARLY_DENY", {}))
-    # Account revocation at "completion" or at the end of the "last_day" (minus REVOKE_DAYS_BEFORE days).
-    app.config.setdefault("OFFBOARDING_REVOKE_ON", os.environ.get("OFFBOARDING_REVOKE_ON", "completion"))
-    app.config.setdefault("OFFBOARDING_REVOKE_TIME", os.environ.get("OFFBOARDING_REVOKE_TIME", "18:00"))
-    app.config.setdefault("OFFBOARDING_REVOKE_DAYS_BEFORE", int(os.environ.get("OFFBOARDING_REVOKE_DAYS_BEFORE", 0)))
-    # [{"name": "mail", "url": "https://...", "token": "..."}]
-    app.config.setdefault("OFFBOARDING_WEBHOOKS", _env_json("OFFBOARDING_WEBHOOKS", []))
-    app.config.setdefault("OFFBOARDING_WEBHOOK_ATTEMPTS", int(os.environ.get("OFFBOARDING_WEBHOOK_ATTEMPTS", 5)))
-    app.config.setdefault("OFFBOARDING_WEBHOOK_BACKOFF",
-                          _env_json("OFFBOARDING_WEBHOOK_BACKOFF", [30, 120, 600, 1800]))
-    app.config.setdefault("OFFBOARDING_WEBHOOK_TIMEOUT", int(os.environ.get("OFFBOARDING_WEBHOOK_TIMEOUT", 10)))
-    app.config.setdefault("OFFBOARDING_REVOCATION_LEASE_SECONDS",
-                          int(os.environ.get("OFFBOARDING_REVOCATION_LEASE_SECONDS", 300)))
+    # Company settings are read in portal/config.py (OFFBOARDING_*).
 
     @app.errorhandler(Refused)
     def _refused(exc: Refused):

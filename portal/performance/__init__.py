@@ -5,14 +5,11 @@ bp = Blueprint("performance", __name__)
 
 
 def init_app(app) -> None:
-    import os
-
     import click
 
     from portal.core import jobs
 
-    for key, default in (("PERF_WARN_MONTHS", 2), ("PERF_WARN_THRESHOLD", 70), ("PERF_WARN_DROP", 20)):
-        app.config.setdefault(key, int(os.environ.get(key, default)))
+    # Settings PERF_WARN_MONTHS / _THRESHOLD / _DROP are read in portal/config.py.
     jobs.register_periodic(jobs.Periodic("perf.early_warning", "portal.performance.jobs.early_warning",
                                          at="02:30"))
     jobs.register_periodic(jobs.Periodic("perf.checkin_reminders",
