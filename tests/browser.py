@@ -120,6 +120,11 @@ class Phone:
 
     def assert_clean(self, allow: str | None = None) -> None:
         """htmx 2 loaded from static/vendor, nothing wider than the phone, no problems."""
+        # htmx is a deferred script: a selector can appear before it has run, so wait for it (bounded).
+        try:
+            self.page.wait_for_function("() => typeof window.htmx === 'object'", timeout=10_000)
+        except Exception:  # noqa: BLE001  (reported by the assertion below)
+            pass
         version = self.page.evaluate("() => typeof window.htmx === 'object' ? window.htmx.version : null")
         assert version, "static/vendor/htmx.min.js did not load (window.htmx undefined)"
         assert version.startswith("2."), f"htmx 2.x expected, got {version}"
