@@ -101,6 +101,8 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('attendance_days', schema=None) as batch_op:
         batch_op.create_index('ix_attendance_days_date_status', ['work_date', 'status'], unique=False)
+        batch_op.create_index('ix_attendance_days_late', ['work_date', 'employee_id'], unique=False,
+                              postgresql_where=sa.text('late_minutes > 0'), sqlite_where=sa.text('late_minutes > 0'))
 
     op.create_table('attendance_exemptions',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -279,6 +281,8 @@ def downgrade() -> None:
     op.drop_table('attendance_location_consents')
     op.drop_table('attendance_exemptions')
     with op.batch_alter_table('attendance_days', schema=None) as batch_op:
+        batch_op.drop_index('ix_attendance_days_late', postgresql_where=sa.text('late_minutes > 0'),
+                            sqlite_where=sa.text('late_minutes > 0'))
         batch_op.drop_index('ix_attendance_days_date_status')
 
     op.drop_table('attendance_days')

@@ -90,8 +90,9 @@ def close_day(day: dt.date) -> int:
                   working))
     cols = ["employee_id", "work_date", "status", "worked_minutes", "late_minutes", "early_minutes",
             "leave_half", "outside", "computed_at"]
-    result = db.session.execute(insert(AttendanceDay).from_select(cols, src))
-    return result.rowcount or 0
+    result = db.session.execute(insert(AttendanceDay).from_select(cols, src),
+                                execution_options={"preserve_rowcount": True})
+    return max(result.rowcount or 0, 0)
 
 
 def absence_streaks(day: dt.date):

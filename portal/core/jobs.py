@@ -118,6 +118,9 @@ def enqueue_after_commit(path: str, *args, **options) -> None:
 
 @event.listens_for(Session, "after_commit")
 def _after_commit(session) -> None:
+    # SQLAlchemy also fires after_commit when a SAVEPOINT is released: wait for the real commit.
+    if session.in_nested_transaction():
+        return
     pending = session.info.pop("after_commit_jobs", None)
     for path, args, options in pending or ():
         enqueue(path, *args, **options)
@@ -125,6 +128,8 @@ def _after_commit(session) -> None:
 
 @event.listens_for(Session, "after_soft_rollback")
 def _after_rollback(session, previous_transaction) -> None:
+    if previous_transaction.parent is not None:  # a savepoint (or a failed flush) inside: the outer goes on
+        return
     session.info.pop("after_commit_jobs", None)
 
 

@@ -86,12 +86,14 @@ def _mark_writes(session, _ctx) -> None:
 
 @event.listens_for(Session, "after_commit")
 def _clear_writes(session) -> None:
-    session.info.pop("has_writes", None)
+    if not session.in_nested_transaction():  # a released SAVEPOINT is not the end of the transaction
+        session.info.pop("has_writes", None)
 
 
 @event.listens_for(Session, "after_soft_rollback")
-def _clear_writes_rb(session, _previous) -> None:
-    session.info.pop("has_writes", None)
+def _clear_writes_rb(session, previous) -> None:
+    if previous.parent is None:
+        session.info.pop("has_writes", None)
 
 
 def start(kind: str, owner, path: str, *args: Any, queue: str = "default") -> BackgroundTask:

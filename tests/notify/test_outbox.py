@@ -37,6 +37,36 @@ def test_outbox_row_rolls_back_with_its_transaction(app, make, redis_url):
     assert jobs.get_queue("notify").count == 0  # nothing was queued for the rolled-back rows
 
 
+def test_jobs_are_queued_only_after_the_outer_commit(app, make, redis_url):
+    """notify.send writes each row in a SAVEPOINT; releasing it is not the commit."""
+    from portal.core import jobs
+    user = _user(make, mobile="13800138000")
+    with app.app_context():
+        notify.send(user, "reminder", {"title": "t", "due": "d"})
+        db.session.flush()
+        assert jobs.get_queue("notify").count == 0  # still inside the transaction
+        notify.send(user, "generic", {"subject": "s", "body": "b"}, channels=["email"])
+        assert jobs.get_queue("notify").count == 0
+        db.session.commit()
+    assert jobs.get_queue("notify").count == 3  # email + sms, then email
+
+
+def test_a_rolled_back_savepoint_keeps_the_other_queued_jobs(app, make, redis_url):
+    from portal.core import jobs
+    user = _user(make)
+    with app.app_context():
+        notify.send(user, "generic", {"subject": "s", "body": "b"}, channels=["email"], dedupe_key="k")
+        db.session.commit()
+        notify.send(user, "generic", {"subject": "s2", "body": "b"}, channels=["email"])
+        try:
+            with db.session.begin_nested():
+                db.session.add(notify.Notification(channel="email", template_key="generic", dedupe_key="k:email"))
+        except Exception:  # the duplicate dedupe key: this savepoint rolls back
+            pass
+        db.session.commit()
+    assert jobs.get_queue("notify").count == 2  # the first commit's job and the second's
+
+
 def test_outbox_commit_queues_delivery_and_worker_delivers(app, make, redis_url, smtp_server, sms_gateway):
     from portal.core import jobs
     user = _user(make, mobile="13800138000")

@@ -1,0 +1,1 @@
+"""Data generators of the benchmark, one module per step (see bench/generate.py)."""
