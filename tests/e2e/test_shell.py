@@ -106,3 +106,17 @@ def test_admin_menu_and_language_switch_when_signed_in(phone, make):
     phone.open_menu()
     assert phone.nav_text("accounts.users") == "账号"
     phone.assert_clean()
+
+
+def test_badge_refresh_does_not_close_an_open_menu(phone, make):
+    """The unread badge refreshes itself over htmx; a menu the user opened stays open."""
+    user = make.user(roles=("employee",))
+    phone.login(user)
+    page = phone.page
+    phone.open_menu()
+    with page.expect_response(lambda r: "/notifications/badge" in r.url):
+        page.evaluate("() => htmx.ajax('GET', '/notifications/badge', "
+                      "{source: '#inbox-badge', target: '#inbox-badge', swap: 'outerHTML'})")
+    page.wait_for_timeout(100)  # let htmx settle the swap
+    assert page.get_attribute("#nav-menu", "open") is not None
+    phone.assert_clean()
