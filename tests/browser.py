@@ -1,7 +1,7 @@
 """Browser-test fixtures: the session ``app`` served by a real HTTP server in a thread (same test database
 as the rest of the suite), and Debian's Chromium driven by Playwright.
 
-Never run ``playwright install``: the browser is /usr/bin/chromium (``bash scripts/test`` installs it).
+Playwright never downloads a browser of its own here: the browser is /usr/bin/chromium (``bash scripts/test`` installs it).
 Every browser test gets a fresh context and page; console errors (CSP violations included), uncaught
 page errors, 5xx responses and server-side exceptions are collected and fail the test.
 """
