@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from flask_babel.speaklater import LazyString
 from sqlalchemy import and_, case, exists, false, func, insert, literal, or_, select, true, update
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import aliased, selectinload
 
 from portal.attendance import engine, services
 from portal.attendance.labels import ANOMALY_LABELS, PUNCH_LABELS, label
@@ -131,13 +131,10 @@ def _insert_new(rows: list[dict]) -> list[int]:
     fresh = [r for r in rows if (r["employee_id"], r["kind"], r["key_date"]) not in have]
     if not fresh:
         return []
-    ids = []
-    for r in fresh:
-        a = Anomaly(**r)
-        db.session.add(a)
-        db.session.flush()
-        ids.append(a.id)
-    return ids
+    new = [Anomaly(**r) for r in fresh]
+    db.session.add_all(new)
+    db.session.flush()  # one batched INSERT ... RETURNING (insertmanyvalues), not one per row
+    return [a.id for a in new]
 
 
 def _chunks(seq, n):
@@ -208,9 +205,14 @@ def hr_users():
 
 
 def notify_pending(cfg=None) -> int:
-    """Send the messages of anomalies not yet notified; mark them. Dedupe keys make a rerun harmless."""
+    """Send the messages of anomalies not yet notified; mark them. Dedupe keys make a rerun harmless.
+
+    The rows are written with ``notify.send_many`` (a few statements for the whole batch) and the
+    approvers are looked up once per manager / department head, so a first scan with hundreds of new
+    anomalies costs a handful of queries, not several per message."""
     cfg = cfg or services.settings()
     pending = db.session.scalars(select(Anomaly).where(Anomaly.notified_at.is_(None))
+                                 .options(selectinload(Anomaly.employee).joinedload(Employee.department))
                                  .order_by(Anomaly.id).limit(5000)).all()
     if not pending:
         return 0
@@ -218,7 +220,9 @@ def notify_pending(cfg=None) -> int:
     alert_channels = [c for c in cfg.alert_channels.split(",") if c]
     escalation_channels = [c for c in cfg.escalation_channels.split(",") if c]
     link = services._link("attendance.anomalies")
-    sent = 0
+    approvers = _approvers_by_employee([a.employee for a in pending])
+    messages: list[notify.Message] = []
+    now = utcnow()
     for a in pending:
         emp = a.employee
         ctx = {"name": emp.name, "emp_no": emp.emp_no, "date": a.detected_on.isoformat(),
@@ -226,24 +230,46 @@ def notify_pending(cfg=None) -> int:
                "detail": label(ANOMALY_LABELS, a.kind), "title": emp.name}
         if a.kind == "absent":
             template, channels = "attendance.absent", alert_channels
-            recipients = services.approver_users(emp) + hr
+            recipients = approvers[emp.id] + hr
             ctx["date"] = a.key_date.isoformat()
         elif a.kind == "escalation":
             template, channels = "attendance.escalation", escalation_channels
-            recipients = hr + services.approver_users(emp)
+            recipients = hr + approvers[emp.id]
         else:
             template, channels = "attendance.late", alert_channels
-            recipients = services.approver_users(emp) + hr
+            recipients = approvers[emp.id] + hr
         seen = set()
         for user in recipients:
             if user.id in seen or user.employee_id == emp.id:
                 continue
             seen.add(user.id)
-            notify.send(user, template, ctx, channels=channels, related=("attendance_anomalies", a.id),
-                        dedupe_key=f"att:{a.id}:{user.id}", link=link)
-            sent += 1
-        a.notified_at = utcnow()
-    return sent
+            messages.append(notify.Message(user, template, ctx, channels=channels,
+                                           related=("attendance_anomalies", a.id),
+                                           dedupe_key=f"att:{a.id}:{user.id}", link=link))
+        a.notified_at = now
+    notify.send_many(messages)
+    return len(messages)
+
+
+def _approvers_by_employee(employees) -> dict[int, list]:
+    """``services.approver_users`` for many employees with one query: employee id -> active accounts of
+    the direct manager, else of the department head."""
+    from portal.core.models import User
+    target: dict[int, int | None] = {}
+    for emp in employees:
+        if emp.manager_id:
+            target[emp.id] = emp.manager_id
+        elif emp.department is not None and emp.department.head_id and emp.department.head_id != emp.id:
+            target[emp.id] = emp.department.head_id
+        else:
+            target[emp.id] = None
+    wanted = sorted({t for t in target.values() if t})
+    users: dict[int, list] = {}
+    for i in range(0, len(wanted), 500):
+        for u in db.session.scalars(select(User).where(User.employee_id.in_(wanted[i:i + 500]),
+                                                       User.active.is_(True)).order_by(User.id)):
+            users.setdefault(u.employee_id, []).append(u)
+    return {emp_id: list(users.get(t, [])) if t else [] for emp_id, t in target.items()}
 
 
 def resolve(anomaly: Anomaly, actor, note: str) -> None:

@@ -196,3 +196,28 @@ def test_month_calendar_and_own_export(app, make):
     assert "att-cell att-rest" in page  # weekends
     out = c.get("/attendance/records.csv?start=2025-03-01&end=2025-03-31")
     assert out.status_code == 200 and "2025-03-03" in out.get_data().decode("utf-8-sig")
+
+
+def test_first_scan_statements_do_not_grow_with_the_number_of_alerts(app, make):
+    """The messages of a first scan are written in one batch (notify.send_many), not statement by
+    statement: 2 or 8 new absences, the same number of SQL statements. (SQLite returns no ordered ids from
+    a multi-row INSERT, so there SQLAlchemy inserts the new rows one by one: there the rest is compared.)"""
+    _scan(app, THU - dt.timedelta(days=7))  # settings and the default rule are created on first use
+    sqlite = db.engine.dialect.name == "sqlite"
+    row_inserts = ("INSERT INTO notifications ", "INSERT INTO attendance_anomalies ")
+    counts, messages = [], []
+    for size in (2, 8):
+        boss, _staff, hr, _dept = team(make, size)
+        for person in (boss, hr):
+            db.session.add(Exemption(employee_id=person.employee_id))
+        db.session.commit()
+        before = db.session.scalar(select(func.count()).select_from(notify.Notification))
+        db.session.rollback()
+        with count_queries() as seen:
+            res = _scan(app, THU)
+        assert res.absent_alerts == size
+        counts.append(len([s for s in seen if not (sqlite and s.startswith(row_inserts))]))
+        messages.append(db.session.scalar(select(func.count()).select_from(notify.Notification)) - before)
+        db.session.rollback()
+    assert messages[1] > messages[0] > 0
+    assert counts[0] == counts[1], counts

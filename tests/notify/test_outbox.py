@@ -247,3 +247,32 @@ def test_sweep_requeues_rows_left_sending_by_a_dead_worker(app, make, smtp_serve
         assert notify.sweep(now=later) == 1
         run_worker(app)
     assert len(smtp_server.messages) == 1
+
+
+def test_send_many_writes_what_send_would(app, make, redis_url):
+    """The batch path honours preferences (formal ignores them), dedupe keys already stored and repeated
+    within the batch, and queues delivery of its pending rows after commit, like send."""
+    from portal.core import jobs
+    quiet, plain = _user(make), _user(make)
+    with app.app_context():
+        notify.set_preference(quiet.id, "email", False)
+        notify.send(plain, "generic", {"subject": "s", "body": "b"}, dedupe_key="old")
+        db.session.commit()
+        before, queued_before = _count(), jobs.get_queue("notify").count
+        rows = notify.send_many([
+            notify.Message(quiet, "reminder", {"title": "t", "due": "d"}),
+            notify.Message(quiet, "formal_notice", {"title": "t", "body": "b"}, formal=True),
+            notify.Message(plain, "generic", {"subject": "s", "body": "b"}, dedupe_key="old"),
+            notify.Message(plain, "generic", {"subject": "s2", "body": "b"}, dedupe_key="new"),
+            notify.Message(plain, "generic", {"subject": "s3", "body": "b"}, dedupe_key="new"),
+        ])
+        db.session.commit()
+    by_user = {(r.user_id, r.template_key, r.channel) for r in rows}
+    assert (quiet.id, "reminder", "email") not in by_user and (quiet.id, "reminder", "inapp") in by_user
+    assert {c for u, t, c in by_user if u == quiet.id and t == "formal_notice"} == {"inapp", "email", "sms"}
+    new = [r for r in rows if r.user_id == plain.id]
+    assert sorted(r.dedupe_key for r in new) == ["new:email", "new:inapp"]
+    assert {r.subject for r in new} == {"s2"}
+    assert _count() == before + len(rows)
+    pending = [r for r in rows if r.status == "pending"]
+    assert pending and jobs.get_queue("notify").count == queued_before + len(pending)
