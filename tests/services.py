@@ -27,6 +27,7 @@ def free_port() -> int:
 class SMTPSink:
     def __init__(self):
         self.messages: list = []
+        self.peers: list = []  # (host, port) of the connection each accepted message came over
         self.fail_next = 0  # answer 451 to the next N messages
         self.hold_mail_seconds = 0.0  # stall at MAIL FROM (a slow relay)
         self.lock = threading.Lock()
@@ -46,6 +47,7 @@ class SMTPSink:
                 return "451 Temporary failure, try later"
             msg = message_from_bytes(envelope.content, policy=email_policy)
             self.messages.append(msg)
+            self.peers.append(session.peer)
         return "250 Message accepted for delivery"
 
 

@@ -45,6 +45,7 @@ log = logging.getLogger("portal.notify")
 CHANNELS = ("inapp", "email", "sms")
 MAX_ATTEMPTS = 5
 BACKOFF = (30, 120, 600, 1800)  # seconds before attempts 2..5
+DELIVERY_BATCH = 50  # rows per deliver_many job (send_many, sweep)
 STUCK_AFTER_SECONDS = 300  # a 'sending' row older than this was left by a dead worker (OUTBOX_LEASE_SECONDS)
 
 
@@ -246,7 +247,7 @@ def send_many(messages: list[Message]) -> list[Notification]:
             out.extend(send(m.user, m.template_key, m.context, m.channels, m.related, m.formal, m.dedupe_key,
                             m.due_at, m.link))
         return out
-    _queue(rows)
+    _queue(rows, batch=DELIVERY_BATCH)
     return rows
 
 
@@ -310,15 +311,24 @@ def _compose(m: Message, allowed: set[str], existing: set[str]) -> list[Notifica
     return rows
 
 
-def _queue(rows: list[Notification]) -> None:
-    """Queue delivery of the pending rows once the transaction commits."""
+def _queue(rows: list[Notification], batch: int = 1) -> None:
+    """Queue delivery of the pending rows once the transaction commits: one ``deliver`` job per row, or
+    with ``batch`` > 1 one ``deliver_many`` job per ``batch`` rows that are due now (a notice to the whole
+    company, a daily scan: fewer jobs, one SMTP connection per job)."""
     from portal.core import jobs
     now = utcnow()
+    due_now: list[int] = []
     for n in rows:
-        if n.status == "pending":
-            delay = (n.due_at - now) if n.due_at and n.due_at > now else None
+        if n.status != "pending":
+            continue
+        delay = (n.due_at - now) if n.due_at and n.due_at > now else None
+        if batch > 1 and delay is None:
+            due_now.append(n.id)
+        else:
             jobs.enqueue_after_commit("portal.core.notify.deliver", n.id, queue="notify",
                                       delay=delay, retry=_retry())
+    for chunk in _chunks(due_now, batch):
+        jobs.enqueue_after_commit("portal.core.notify.deliver_many", chunk, queue="notify")
 
 
 class _Fill(dict):
@@ -345,7 +355,29 @@ class DeliveryError(Exception):
 
 
 def deliver(notification_id: int) -> str:
-    """Deliver one outbox row. Idempotent: a row that is not pending (or not yet due) is left alone."""
+    """Deliver one outbox row. Idempotent: a row that is not pending (or not yet due) is left alone.
+    A failed attempt raises, so RQ retries the job with its backoff (the sweep is the safety net)."""
+    with _Mailer() as mailer:
+        result = _deliver(notification_id, mailer)
+    if isinstance(result, Exception):
+        raise DeliveryError(str(result)) from result
+    return result
+
+
+def deliver_many(notification_ids: list[int]) -> dict[str, int]:
+    """Deliver several outbox rows in one job over one SMTP connection. Each row is claimed, sent and
+    recorded on its own (as ``deliver`` does), so a failure of one affects no other: the failed row goes
+    back to pending with its backoff and the periodic sweep queues it again when it is due."""
+    counts: dict[str, int] = {}
+    with _Mailer() as mailer:
+        for nid in notification_ids:
+            result = _deliver(nid, mailer)
+            key = "retry" if isinstance(result, Exception) else result
+            counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def _deliver(notification_id: int, mailer: "_Mailer") -> str | Exception:
     now = utcnow()
     claimed = db.session.execute(
         update(Notification)
@@ -358,8 +390,9 @@ def deliver(notification_id: int) -> str:
         return "skipped"
     n = db.session.get(Notification, notification_id, populate_existing=True)
     try:
-        provider_id = _send(n)
+        provider_id = _send(n, mailer)
     except Exception as exc:  # any gateway/SMTP problem: record it, back off, retry
+        mailer.reset()  # the connection may be in any state after a failure
         n.last_error = f"{type(exc).__name__}: {exc}"[:1000]
         if n.attempts >= MAX_ATTEMPTS:
             n.status, n.failed_at = "failed", utcnow()
@@ -369,21 +402,63 @@ def deliver(notification_id: int) -> str:
         n.status = "pending"
         n.due_at = utcnow() + dt.timedelta(seconds=BACKOFF[min(n.attempts, len(BACKOFF)) - 1])
         db.session.commit()
-        raise DeliveryError(n.last_error) from exc
+        return exc
     n.status, n.sent_at, n.provider_id, n.last_error = "sent", utcnow(), provider_id[:200], ""
     db.session.commit()
     return "sent"
 
 
-def _send(n: Notification) -> str:
+class _Mailer:
+    """An SMTP connection opened on first use and reused for the messages of one job."""
+
+    def __init__(self):
+        self.smtp: smtplib.SMTP | None = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.reset()
+
+    def connection(self) -> smtplib.SMTP:
+        if self.smtp is None:
+            cfg = current_app.config
+            mode = cfg.get("SMTP_TLS", "none")
+            timeout = cfg.get("SMTP_TIMEOUT", 30)
+            if mode == "ssl":
+                smtp = smtplib.SMTP_SSL(cfg["SMTP_HOST"], cfg["SMTP_PORT"], timeout=timeout,
+                                        context=ssl.create_default_context())
+            else:
+                smtp = smtplib.SMTP(cfg["SMTP_HOST"], cfg["SMTP_PORT"], timeout=timeout)
+            try:
+                if mode == "starttls":
+                    smtp.starttls(context=ssl.create_default_context())
+                if cfg.get("SMTP_USER"):
+                    smtp.login(cfg["SMTP_USER"], cfg["SMTP_PASSWORD"])
+            except Exception:
+                smtp.close()
+                raise
+            self.smtp = smtp
+        return self.smtp
+
+    def reset(self) -> None:
+        if self.smtp is not None:
+            try:
+                self.smtp.quit()
+            except Exception:  # already gone
+                self.smtp.close()
+            self.smtp = None
+
+
+def _send(n: Notification, mailer: "_Mailer | None" = None) -> str:
     if n.channel == "email":
-        return send_email(n)
+        return send_email(n, mailer)
     if n.channel == "sms":
         return send_sms(n)
     return "inapp"
 
 
-def send_email(n: Notification) -> str:
+def send_email(n: Notification, mailer: "_Mailer | None" = None) -> str:
     cfg = current_app.config
     msg = EmailMessage()
     msg["From"] = cfg["MAIL_FROM"]
@@ -393,19 +468,11 @@ def send_email(n: Notification) -> str:
     msg["Message-ID"] = msg_id
     msg["X-Portal-Notification"] = str(n.id)
     msg.set_content(n.body + (f"\n\n{n.link}" if n.link else ""))
-    mode = cfg.get("SMTP_TLS", "none")
-    timeout = cfg.get("SMTP_TIMEOUT", 30)
-    if mode == "ssl":
-        smtp = smtplib.SMTP_SSL(cfg["SMTP_HOST"], cfg["SMTP_PORT"], timeout=timeout,
-                                context=ssl.create_default_context())
+    if mailer is None:
+        with _Mailer() as own:
+            own.connection().send_message(msg)
     else:
-        smtp = smtplib.SMTP(cfg["SMTP_HOST"], cfg["SMTP_PORT"], timeout=timeout)
-    with smtp:
-        if mode == "starttls":
-            smtp.starttls(context=ssl.create_default_context())
-        if cfg.get("SMTP_USER"):
-            smtp.login(cfg["SMTP_USER"], cfg["SMTP_PASSWORD"])
-        smtp.send_message(msg)
+        mailer.connection().send_message(msg)
     return msg_id
 
 
@@ -448,8 +515,8 @@ def sweep(now: dt.datetime | None = None, batch: int = 2000) -> int:
         select(Notification.id).where(Notification.status == "pending",
                                       or_(Notification.due_at.is_(None), Notification.due_at <= now))
         .order_by(Notification.id).limit(batch)).all()
-    for nid in ids:
-        jobs.enqueue("portal.core.notify.deliver", nid, queue="notify")
+    for chunk in _chunks(list(ids), DELIVERY_BATCH):
+        jobs.enqueue("portal.core.notify.deliver_many", chunk, queue="notify")
     return len(ids)
 
 

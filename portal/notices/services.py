@@ -86,10 +86,10 @@ def send(notice: Notice, actor: User) -> None:
     notice.content_hash = signatures.content_hash(notice_content(notice))
     notice.status, notice.sent_at, notice.sent_by_id = "sent", utcnow(), actor.id
     link = url_for("notices.show", notice_id=notice.id)
-    for r in notice.recipients:
-        notify.send(r.user, "formal_notice", {"title": notice.title, "body": notice.body},
-                    related=("notice_recipients", r.id), formal=True, link=link,
-                    dedupe_key=f"notice:{notice.id}:{r.user_id}")
+    notify.send_many([notify.Message(r.user, "formal_notice", {"title": notice.title, "body": notice.body},
+                                     related=("notice_recipients", r.id), formal=True, link=link,
+                                     dedupe_key=f"notice:{notice.id}:{r.user_id}")
+                      for r in notice.recipients])
     audit.record("notice.sent", notice, {"content_hash": notice.content_hash,
                                          "recipients": [r.user_id for r in notice.recipients]}, actor=actor)
 

@@ -275,4 +275,26 @@ def test_send_many_writes_what_send_would(app, make, redis_url):
     assert {r.subject for r in new} == {"s2"}
     assert _count() == before + len(rows)
     pending = [r for r in rows if r.status == "pending"]
-    assert pending and jobs.get_queue("notify").count == queued_before + len(pending)
+    queue = jobs.get_queue("notify")
+    assert pending and queue.count == queued_before + 1  # one deliver_many job for the batch
+    [batch] = [j for j in queue.jobs if j.args[0] == "portal.core.notify.deliver_many"]
+    assert sorted(batch.args[1]) == sorted(r.id for r in pending)
+
+
+def test_deliver_many_uses_one_connection_and_isolates_a_failure(app, make, smtp_server):
+    users = [_user(make) for _ in range(4)]
+    with app.app_context():
+        rows = notify.send_many([notify.Message(u, "generic", {"subject": f"s{i}", "body": "b"}, channels=["email"])
+                                 for i, u in enumerate(users)])
+        db.session.commit()
+        ids = [r.id for r in rows]
+        smtp_server.fail_next = 1  # the relay refuses the first message only
+        assert notify.deliver_many(ids) == {"retry": 1, "sent": 3}
+        assert notify.deliver_many(ids) == {"skipped": 4}  # twice = once; the failed one is not due yet
+        states = {n.id: (n.status, n.attempts) for n in db.session.scalars(
+            select(notify.Notification).where(notify.Notification.id.in_(ids)).execution_options(
+                populate_existing=True))}
+    assert sorted(states.values()) == [("pending", 1), ("sent", 1), ("sent", 1), ("sent", 1)]
+    assert sorted(m["Subject"] for m in smtp_server.messages) == ["s1", "s2", "s3"]
+    # after the refused message the connection is reopened once, then reused for the rest
+    assert len(set(smtp_server.peers)) == 1
