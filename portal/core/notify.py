@@ -365,13 +365,31 @@ def deliver(notification_id: int) -> str:
 
 
 def deliver_many(notification_ids: list[int]) -> dict[str, int]:
-    """Deliver several outbox rows in one job over one SMTP connection. Each row is claimed, sent and
-    recorded on its own (as ``deliver`` does), so a failure of one affects no other: the failed row goes
-    back to pending with its backoff and the periodic sweep queues it again when it is due."""
+    """Deliver several outbox rows in one job over one SMTP connection. The due pending rows of the batch
+    are claimed with one conditional UPDATE (a row another worker holds is skipped, so twice = once);
+    then each is sent and recorded on its own commit, so a failure of one affects no other: the failed
+    row goes back to pending with its backoff and the periodic sweep queues it again when it is due."""
+    now = utcnow()
+    claimed = set(db.session.scalars(
+        update(Notification)
+        .where(Notification.id.in_(notification_ids), Notification.status == "pending",
+               or_(Notification.due_at.is_(None), Notification.due_at <= now))
+        .values(status="sending", claimed_at=now, attempts=Notification.attempts + 1)
+        .returning(Notification.id)
+        .execution_options(synchronize_session=False)))
+    db.session.commit()
     counts: dict[str, int] = {}
+    if len(claimed) < len(notification_ids):
+        counts["skipped"] = len(notification_ids) - len(claimed)
+    if not claimed:
+        return counts
+    rows = db.session.scalars(select(Notification).where(Notification.id.in_(claimed))
+                              .order_by(Notification.id).execution_options(populate_existing=True)).all()
+    for n in rows:  # read-only from here: a commit per row must not expire (and reload) the others
+        db.session.expunge(n)
     with _Mailer() as mailer:
-        for nid in notification_ids:
-            result = _deliver(nid, mailer)
+        for n in rows:
+            result = _attempt(n, mailer)
             key = "retry" if isinstance(result, Exception) else result
             counts[key] = counts.get(key, 0) + 1
     return counts
@@ -388,24 +406,33 @@ def _deliver(notification_id: int, mailer: "_Mailer") -> str | Exception:
     db.session.commit()
     if claimed.rowcount == 0:
         return "skipped"
-    n = db.session.get(Notification, notification_id, populate_existing=True)
+    return _attempt(db.session.get(Notification, notification_id, populate_existing=True), mailer)
+
+
+def _attempt(n: Notification, mailer: "_Mailer") -> str | Exception:
+    """Send a claimed row and record the outcome (sent / back to pending with a backoff / failed) with one
+    UPDATE and a commit. ``n`` may be detached (deliver_many): it is only read."""
+    nid, attempts = n.id, n.attempts
     try:
         provider_id = _send(n, mailer)
     except Exception as exc:  # any gateway/SMTP problem: record it, back off, retry
         mailer.reset()  # the connection may be in any state after a failure
-        n.last_error = f"{type(exc).__name__}: {exc}"[:1000]
-        if n.attempts >= MAX_ATTEMPTS:
-            n.status, n.failed_at = "failed", utcnow()
-            db.session.commit()
-            log.error("notification %s failed for good: %s", n.id, n.last_error)
+        error = f"{type(exc).__name__}: {exc}"[:1000]
+        if attempts >= MAX_ATTEMPTS:
+            _record(nid, status="failed", failed_at=utcnow(), last_error=error)
+            log.error("notification %s failed for good: %s", nid, error)
             return "failed"
-        n.status = "pending"
-        n.due_at = utcnow() + dt.timedelta(seconds=BACKOFF[min(n.attempts, len(BACKOFF)) - 1])
-        db.session.commit()
+        due = utcnow() + dt.timedelta(seconds=BACKOFF[min(attempts, len(BACKOFF)) - 1])
+        _record(nid, status="pending", due_at=due, last_error=error)
         return exc
-    n.status, n.sent_at, n.provider_id, n.last_error = "sent", utcnow(), provider_id[:200], ""
-    db.session.commit()
+    _record(nid, status="sent", sent_at=utcnow(), provider_id=provider_id[:200], last_error="")
     return "sent"
+
+
+def _record(nid: int, **values) -> None:
+    db.session.execute(update(Notification).where(Notification.id == nid).values(**values)
+                       .execution_options(synchronize_session=False))
+    db.session.commit()
 
 
 class _Mailer:

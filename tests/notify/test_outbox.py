@@ -298,3 +298,24 @@ def test_deliver_many_uses_one_connection_and_isolates_a_failure(app, make, smtp
     assert sorted(m["Subject"] for m in smtp_server.messages) == ["s1", "s2", "s3"]
     # after the refused message the connection is reopened once, then reused for the rest
     assert len(set(smtp_server.peers)) == 1
+
+
+def test_deliver_many_costs_one_update_per_message(app, make, smtp_server):
+    """A batch is claimed with one statement; each message then costs one UPDATE (+ SQLite's BEGIN)."""
+    from tests.attendance.helpers import count_queries
+    counts = []
+    for n_users in (2, 6):
+        users = [_user(make) for _ in range(n_users)]
+        with app.app_context():
+            rows = notify.send_many([notify.Message(u, "generic", {"subject": "s", "body": "b"}, channels=["email"])
+                                     for u in users])
+            db.session.commit()
+            ids = [r.id for r in rows]
+            db.session.remove()
+            with count_queries() as seen:
+                assert notify.deliver_many(ids) == {"sent": n_users}
+            counts.append(len(seen))
+    per_message = (counts[1] - counts[0]) / 4
+    expected = 2 if db.engine.dialect.name == "sqlite" else 1
+    assert per_message == expected, counts
+    assert len(smtp_server.messages) == 8
