@@ -10,6 +10,29 @@
 * deterministic for a given ``--seed``, ``--employees``, ``--days`` and ``--end`` (default: yesterday in
   the company time zone), except password salts and session tokens, which are random on purpose;
 * prints rows/s per table, then checks a sample of summary rows against the module's own computation.
+
+Steps (``STEPS``, each in ``bench/datagen/<module>.py`` with its volumes in the module docstring): org,
+attendance, okr (two quarterly cycles, weekly check-ins, monthly completion, early warnings), training
+(courses, versions, banks, assignments, enrollments, attempts, signed acknowledgements, reminders),
+offboarding (clients and orders, checklist templates, offboardings in every stage and completed ones),
+notify (the outbox / inbox those events produced, formal notices), audit (the audit events of the
+signatures, sealed by the portal's ``audit.seal``). Each new step has a ``verify`` (skipped with
+``--skip-verify``) that recomputes a sample with the module's own services; the last one runs
+``audit.verify`` and checks sampled signatures.
+
+Representative accounts for measuring (password ``bench-Passw0rd``): ``bench.datagen.representative_accounts
+(engine)`` returns role -> username, chosen by SQL (``bench.datagen.REPRESENTATIVE_SQL``):
+
+* employee: only the employee role, an open course enrollment, the most key results in the open OKR cycle,
+  then the most unread in-app messages;
+* manager: the manager (not HR/admin) with the most direct reports;
+* hr / offboarding_hr: the HR accounts with the most in-app messages / offboarding messages;
+* trainer, admin: the first account with that role (the training step makes two trainers);
+* leaver: the employee of an offboarding at the handover stage with the most open items;
+* sales: the account owning the most clients.
+
+The generator's "now" is midnight (company time) after ``--end``: nothing is dated later, and the same
+arguments give the same rows.
 """
 from __future__ import annotations
 
@@ -52,11 +75,55 @@ def step_attendance(ctx: Context) -> None:
     attendance.load(ctx)
 
 
-# In order; a later module adds ("okr", step_okr) with its generator in bench/datagen/okr.py.
+def _evidence(ctx: Context):
+    """Signatures and their audit events, shared by the steps that sign (written at the end)."""
+    if getattr(ctx, "evidence", None) is None:
+        from bench.datagen import Evidence
+        ctx.evidence = Evidence(ctx.loader)
+    return ctx.evidence
+
+
+def step_okr(ctx: Context) -> None:
+    from bench.datagen import okr
+    okr.load(ctx)
+
+
+def step_training(ctx: Context) -> None:
+    from bench.datagen import training
+    _evidence(ctx)
+    training.load(ctx)
+
+
+def step_offboarding(ctx: Context) -> None:
+    from bench.datagen import offboarding
+    _evidence(ctx)
+    offboarding.load(ctx)
+
+
+def step_notify(ctx: Context) -> None:
+    from bench.datagen import notify
+    notify.load(ctx)
+
+
+def step_audit(ctx: Context) -> None:
+    """The audit events of the signatures made above, written in time order and sealed by the portal."""
+    ctx.report["audit"] = _evidence(ctx).flush()
+
+
+# In order; each module's generator lives in bench/datagen/<module>.py.
 STEPS: list[tuple[str, Callable[[Context], None]]] = [
     ("org", step_org),
     ("attendance", step_attendance),
+    ("okr", step_okr),
+    ("training", step_training),
+    ("offboarding", step_offboarding),
+    ("notify", step_notify),
+    ("audit", step_audit),
 ]
+
+# (step, module under bench/datagen) whose verify(ctx) checks a sample against the module's own code
+VERIFY = [("okr", "okr"), ("training", "training"), ("offboarding", "offboarding"), ("notify", "notify"),
+          ("audit", "notify")]
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -121,8 +188,12 @@ def main(argv=None) -> int:
         report["steps_s"] = steps
         report.update({k: v for k, v in ctx.report.items() if k not in report})
         report["scan_day"] = getattr(ctx, "scan_day", None) and ctx.scan_day.isoformat()
+        merged: dict[str, common.TableStats] = {}  # a table loaded by several steps: summed
+        for s in loader.stats:
+            m = merged.setdefault(s.table, common.TableStats(s.table))
+            m.rows, m.seconds, m.write_seconds = m.rows + s.rows, m.seconds + s.seconds, m.write_seconds + s.write_seconds
         report["tables"] = {s.table: {"rows": s.rows, "wall_s": round(s.seconds, 2), "rows_per_s": round(s.rate),
-                                      "driver_s": round(s.write_seconds, 2)} for s in loader.stats}
+                                      "driver_s": round(s.write_seconds, 2)} for s in merged.values()}
         total_rows = sum(s.rows for s in loader.stats)
         report["total_rows"] = total_rows
         report["total_s"] = round(time.perf_counter() - t_all, 1)
@@ -157,6 +228,26 @@ def main(argv=None) -> int:
             print(f"module recompute (services.recompute_range, rolled back): {r['employee_days']} employee-days "
                   f"in {r['seconds']} s = {r['employee_days_per_s']}/s; the whole company would take "
                   f"~{r['whole_company_estimate_s']} s")
+        if not args.skip_verify:
+            import importlib
+            done = {name for name, _fn in STEPS}
+            for step, module in VERIFY:
+                if step not in done:
+                    continue
+                mod = importlib.import_module(f"bench.datagen.{module}")
+                fn = getattr(mod, "verify_audit" if step == "audit" else "verify")
+                t = time.perf_counter()
+                res = fn(ctx)
+                res["seconds"] = round(time.perf_counter() - t, 1)
+                report.setdefault("verify_modules", {})[step] = res
+                print(f"verify {step}: {res.get('mismatched', 0)} of {res.get('checked', 0)} sampled rows differ "
+                      f"from the module ({', '.join(f'{k}={v}' for k, v in res.items() if k not in ('examples', 'checked', 'mismatched'))})")
+                for ex in res.get("examples", []):
+                    print("   ", ex)
+        from bench.datagen import representative_accounts
+        report["representative_accounts"] = representative_accounts(loader.engine)
+        print("representative accounts (password bench-Passw0rd):",
+              ", ".join(f"{k}={v}" for k, v in report["representative_accounts"].items()))
     loader.close()
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
