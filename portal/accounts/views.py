@@ -67,6 +67,10 @@ def login():
 @bp.route("/logout", methods=["POST"])
 @login_only
 def logout():
+    # Sessions are signed cookies: only rotating the token makes a copied session or remember cookie
+    # worthless after signing out (this ends the user's other sessions too).
+    services.logout_everywhere(current_user, current_user, "logout")
+    db.session.commit()
     logout_user()
     session.clear()
     return htmx_redirect(url_for("accounts.login"))

@@ -3,11 +3,12 @@ from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import (BooleanField, DateField, FloatField, HiddenField, IntegerField, SelectField,
                      SelectMultipleField, StringField, TextAreaField, TimeField)
-from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
+from wtforms.validators import DataRequired, InputRequired, Length, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from portal.attendance.labels import (ANOMALY_LABELS, KIND_LABELS, PUNCH_LABELS,  # noqa: F401 (re-exported)
                                       STATUS_LABELS)
+from portal.core.forms import NumberRange
 
 RULE_KIND_LABELS = {"fixed": _l("Fixed hours"), "shift": _l("Shifts"), "flexible": _l("Flexible hours")}
 CHANNEL_LABELS = [("inapp", _l("In the portal")), ("email", _l("Email")), ("sms", _l("SMS"))]

@@ -400,6 +400,7 @@ def request_leave(user, kind: str, start: dt.date, start_half: str, end: dt.date
         raise AttendanceError("bad_dates")
     if (end - start).days > 366:
         raise AttendanceError("too_long")
+    _lock_employee(emp.id)  # two tabs submitting together: the second sees the first and overlaps
     overlapping = db.session.scalars(select(LeaveRequest).where(
         LeaveRequest.employee_id == emp.id, LeaveRequest.status.in_(("pending", "approved")),
         LeaveRequest.start_date <= end, LeaveRequest.end_date >= start)).all()
@@ -512,6 +513,7 @@ def request_correction(user, work_date: dt.date, kind: str, local_time: dt.time,
     allowed = {s.strip() for s in rule.correctable.split(",") if s.strip()}
     if status not in allowed:
         raise AttendanceError("not_correctable", status=status)
+    _lock_employee(emp.id)  # two tabs submitting together: the count and the duplicate check see both
     month = _month_start(work_date)
     used = db.session.scalar(select(func.count()).select_from(Correction).where(
         Correction.employee_id == emp.id, Correction.status.in_(("pending", "approved")),

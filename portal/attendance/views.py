@@ -204,7 +204,7 @@ def records_csv():
     audit.record("attendance.own_exported", ("employees", emp.id), {"start": start.isoformat(),
                                                                     "end": end.isoformat()})
     db.session.commit()
-    return Response(("\ufeff" + buf.getvalue()).encode("utf-8"), mimetype="text/csv; charset=utf-8",
+    return Response(("\ufeff" + buf.getvalue()).encode("utf-8"), content_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="my-attendance-{end}.csv"'})
 
 
@@ -426,7 +426,7 @@ def hr_export():
     db.session.commit()
     mime = ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" if fmt == "xlsx"
             else "text/csv; charset=utf-8")
-    return Response(body, mimetype=mime, headers={
+    return Response(body, content_type=mime, headers={
         "Content-Disposition": f'attachment; filename="attendance-{flt.start}-{flt.end}.{fmt}"'})
 
 

@@ -101,7 +101,15 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
 
 
 def _sqlite_begin(conn) -> None:
-    conn.exec_driver_sql("BEGIN")
+    # A deferred transaction that has read cannot wait for the write lock: with another writer busy,
+    # SQLite answers "database is locked" at once (two approvers, a double tap, two tabs -> a 500). A
+    # state-changing request takes the write lock when it begins (waiting up to busy_timeout), like
+    # PostgreSQL's row locks make concurrent writers wait; reads (GET) stay deferred and concurrent.
+    from flask import has_request_context, request
+    if has_request_context() and request.method not in ("GET", "HEAD", "OPTIONS"):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        conn.exec_driver_sql("BEGIN")
 
 
 db = _DB()
@@ -109,6 +117,8 @@ db = _DB()
 
 def get_or_404(model, ident):
     from flask import abort
+    if isinstance(ident, int) and not -2**31 <= ident < 2**31:  # no INTEGER id is that large: a 404, not a
+        abort(404)                                             # database error (PostgreSQL: out of range)
     obj = db.session.get(model, ident)
     if obj is None:
         abort(404)

@@ -161,11 +161,22 @@ def register_kind(kind: str, label) -> None:
     KIND_LABELS[kind] = label
 
 
-def sweep_queued(older_than: dt.timedelta = dt.timedelta(minutes=2)) -> int:
-    """Re-queue tasks still 'queued' a while after creation (Redis was down when they started)."""
+TASK_TIMEOUT = 3600  # RQ's job timeout of a task (see start)
+STALE_AFTER = dt.timedelta(seconds=TASK_TIMEOUT + 300)
+
+
+def sweep_queued(older_than: dt.timedelta = dt.timedelta(minutes=2), stale_after: dt.timedelta = STALE_AFTER) -> int:
+    """Re-queue tasks still 'queued' a while after creation (Redis was down when they started), and tasks
+    left 'running' past the job timeout (their worker died mid-run, e.g. killed): those run again from
+    the start (task functions are idempotent, like every job)."""
     from portal.core import jobs
+    now = utcnow()
+    db.session.execute(update(BackgroundTask).where(
+        BackgroundTask.status == "running", BackgroundTask.started_at < now - stale_after)
+        .values(status="queued", done=0).execution_options(synchronize_session=False))
+    db.session.commit()
     ids = db.session.scalars(select(BackgroundTask.id).where(
-        BackgroundTask.status == "queued", BackgroundTask.created_at < utcnow() - older_than)).all()
+        BackgroundTask.status == "queued", BackgroundTask.created_at < now - older_than)).all()
     for tid in ids:
         jobs.enqueue("portal.core.tasks.execute", tid, queue="default", timeout=3600)
     return len(ids)

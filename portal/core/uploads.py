@@ -239,4 +239,5 @@ def download(f: StoredFile):
                      download_name=f.original_name, max_age=0)
     resp.headers["X-Content-Type-Options"] = "nosniff"
     resp.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    resp.headers["Cache-Control"] = "no-store"  # personal files: not kept by the browser or a proxy
     return resp

@@ -11,6 +11,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError, generate_csrf
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter
 
 from portal.core.db import db, utcnow
 from portal.core.security import access_of, can, effective_permissions
@@ -25,6 +26,14 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
        "form-action 'self'; frame-ancestors 'none'")
 
 
+def current_request_id() -> str:
+    """This request's id, made on first use: a request refused before our own before_request hooks
+    run (CSRF is checked first) still gets one on its error page and in ``X-Request-ID``."""
+    if "request_id" not in g:
+        g.request_id = uuid.uuid4().hex[:16]
+    return g.request_id
+
+
 def check_view_access(app: Flask) -> None:
     """Refuse to start when a view has no access declaration (require / login_only / public)."""
     missing = [ep for ep, fn in app.view_functions.items()
@@ -33,10 +42,34 @@ def check_view_access(app: Flask) -> None:
         raise RuntimeError(f"views without an access declaration: {sorted(missing)}")
 
 
+ID_MAX = 2**31 - 1  # ids are INTEGER columns: 32 bits on PostgreSQL
+
+
+class IdConverter(IntegerConverter):
+    """``<int:...>`` in URLs holds row ids: a larger number than an id column can hold matches no route
+    (404) instead of reaching the database (PostgreSQL "integer out of range", SQLite OverflowError: 500)."""
+
+    def __init__(self, map, fixed_digits=0, min=None, max=ID_MAX, signed=False):  # noqa: A002
+        super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
+
+
 def init_app(app: Flask) -> None:
+    app.url_map.converters["int"] = IdConverter  # before the blueprints add their rules
+
     @app.before_request
     def _request_id():
         g.request_id = uuid.uuid4().hex[:16]
+
+    @app.before_request
+    def _refuse_nul():
+        # PostgreSQL cannot store or even compare text with a NUL (0x00) character: a pasted NUL in any
+        # field or query parameter would end as a 500 at the first query. No input of the portal has a
+        # use for it (uploaded files are not form fields), so refuse the request with a message.
+        for values in (request.args, request.form):
+            if any("\x00" in key or "\x00" in value for key, value in values.items(multi=True)):
+                return error_page(400, _("The input contains a NUL character, which cannot be saved. Remove it and "
+                                         "try again."))
+        return None
 
     @app.before_request
     def _enforce_login():
@@ -63,7 +96,7 @@ def init_app(app: Flask) -> None:
         resp.headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=(self)"
         if request.is_secure:
             resp.headers["Strict-Transport-Security"] = "max-age=31536000"
-        resp.headers["X-Request-ID"] = g.get("request_id", "")
+        resp.headers["X-Request-ID"] = current_request_id()
         if current_user and getattr(current_user, "is_authenticated", False):
             resp.headers.setdefault("Cache-Control", "no-store")
         return resp
@@ -96,7 +129,7 @@ def init_app(app: Flask) -> None:
         nav_items=lambda: nav_for(current_user),
         csrf_token=generate_csrf,
         current_locale=lambda: str(get_locale()),
-        request_id=lambda: g.get("request_id", ""),
+        request_id=current_request_id,
         now_local=lambda: local(utcnow()),
     )
     app.jinja_env.filters["localdt"] = lambda v, fmt="yyyy-MM-dd HH:mm": (

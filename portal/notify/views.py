@@ -167,7 +167,9 @@ def task_status(task_id: int):
 def task_download(task_id: int):
     from portal.core import audit, uploads
     t = _task_for_user(task_id)
-    if t.status != "done" or t.result_file_id is None:
+    # Operators (ops.view) follow every task's progress, but the result is the owner's export
+    # (an evidence pack, an OKR report): only the owner downloads it.
+    if t.status != "done" or t.result_file_id is None or t.owner_id != current_user.id:
         abort(404)
     f = get_or_404(uploads.StoredFile, t.result_file_id)
     audit.record("task.result_downloaded", t, {"kind": t.kind, "file_id": f.id, "sha256": f.sha256})

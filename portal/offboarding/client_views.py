@@ -193,5 +193,5 @@ def export():
     q = request.args.get("q", "").strip()[:100]
     body, _n = svc.export_csv(current_user, q)
     db.session.commit()
-    return Response(body, mimetype="text/csv; charset=utf-8",
+    return Response(body, content_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": 'attachment; filename="clients.csv"'})

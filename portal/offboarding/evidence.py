@@ -45,8 +45,10 @@ def collect(ob: Offboarding, chain: bool = True) -> dict:
             ClientOrder.created_by_id == ob.user_id, ClientOrder.created_at >= ob.submitted_at,
             ClientOrder.created_at <= end).order_by(ClientOrder.created_at)).all()
     sigs = []
+    handover = services.handover_content(ob)
     for s in signatures.signatures_for("offboardings", ob.id):
-        check = signatures.verify(s)
+        # a handover signature also covers the records as they are now (checklist, transfers, approvals)
+        check = signatures.verify(s, handover if s.purpose.startswith("offboarding.handover.") else None)
         sigs.append({"sig": s, "check": check})
     trail = db.session.scalars(select(AuditEvent).where(
         AuditEvent.target_type == "offboardings", AuditEvent.target_id == str(ob.id))

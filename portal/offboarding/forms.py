@@ -3,8 +3,9 @@ from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import (BooleanField, DateField, DateTimeLocalField, IntegerField, PasswordField, SelectField,
                      StringField, TextAreaField)
-from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
+from wtforms.validators import DataRequired, InputRequired, Length, Optional
 
+from portal.core.forms import NumberRange
 from portal.offboarding.labels import (ITEM_STATUS_LABELS, KIND_LABELS, RESPONSIBLE_LABELS,  # noqa: F401
                                       REVOKE_LABELS, STAGE_LABELS, STEP_STATUS_LABELS)
 

@@ -12,7 +12,7 @@ from typing import Any, Iterable, Optional
 
 from flask import current_app, has_request_context, url_for
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 
 from portal.accounts import services as accounts
 from portal.core import audit, notify, reminders, signatures
@@ -168,6 +168,7 @@ def record_termination(actor: User, employee: Employee, last_day: dt.date, reaso
 
 def _begin(emp: Employee, actor: User, kind: str, last_day: dt.date, days: int, reason: str,
            now: dt.datetime | None = None) -> Offboarding:
+    _lock_employee(emp.id)  # two tabs / a double click submitting together: the second sees the first
     if emp.status == "left":
         raise OffboardingError("already_left")
     if open_offboarding_of(emp.id) is not None:
@@ -198,6 +199,17 @@ def _begin(emp: Employee, actor: User, kind: str, last_day: dt.date, days: int, 
         notify.send(u, "offboarding", {"title": emp.name, "body": _body_started(ob)}, related=("offboardings", ob.id),
                     link=link, dedupe_key=f"offb:{ob.id}:started:{u.id}")
     return ob
+
+
+def _lock_employee(emp_id: int) -> None:
+    """Serialise the start of offboardings of one employee. PostgreSQL: a row lock, then the check reads
+    what a concurrent request committed. SQLite: write first, so the transaction waits for the write lock
+    (busy_timeout) before it reads; the caller ends its read transaction before calling (see views)."""
+    if db.dialect == "postgresql":
+        db.session.execute(select(Employee.id).where(Employee.id == emp_id).with_for_update())
+    else:
+        db.session.execute(text("UPDATE employees SET id = id WHERE id = :id"), {"id": emp_id})
+    db.session.refresh(db.session.get(Employee, emp_id), ["status"])
 
 
 def _body_started(ob: Offboarding):
@@ -781,6 +793,8 @@ def unfreeze_roles_for(user, req: UnfreezeRequest) -> list[str]:
 
 
 def approve_unfreeze(req: UnfreezeRequest, actor: User, as_role: str) -> None:
+    if req.status != "pending" or (as_role == "manager" and req.manager_by_id) or (as_role == "hr" and req.hr_by_id):
+        raise OffboardingError("already_decided", status=409)  # another approver was first: a conflict
     if as_role not in unfreeze_roles_for(actor, req):
         raise OffboardingError("not_allowed", status=403)
     col_by, col_at = (UnfreezeRequest.manager_by_id, "manager_at") if as_role == "manager" else \
@@ -807,6 +821,8 @@ def approve_unfreeze(req: UnfreezeRequest, actor: User, as_role: str) -> None:
 
 
 def reject_unfreeze(req: UnfreezeRequest, actor: User, reason: str) -> None:
+    if req.status != "pending":
+        raise OffboardingError("already_decided", status=409)
     if not unfreeze_roles_for(actor, req):
         raise OffboardingError("not_allowed", status=403)
     res = db.session.execute(update(UnfreezeRequest).where(UnfreezeRequest.id == req.id,
@@ -896,7 +912,11 @@ def queue_for(user) -> dict:
 def board(today: dt.date | None = None) -> list[dict]:
     """HR board: open offboardings by stage, overdue first (earliest overdue item), then by last day."""
     today = today or _today()
-    obs = db.session.scalars(select(Offboarding).where(Offboarding.stage != "completed")).all()
+    from sqlalchemy.orm import joinedload, selectinload
+    # the rows' employees, checklist items and sign-off steps in three queries, whatever the count
+    obs = db.session.scalars(select(Offboarding).where(Offboarding.stage != "completed")
+                             .options(joinedload(Offboarding.employee), selectinload(Offboarding.items),
+                                      selectinload(Offboarding.steps))).all()
     rows = []
     for ob in obs:
         overdue = [i for i in ob.items if not i.closed and i.due_date < today]

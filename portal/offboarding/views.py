@@ -137,6 +137,7 @@ def resignation_submit():
     ctx = dict(ob=None, days=days, last_day=services._today() + dt.timedelta(days=days) if days is not None else None)
     if not form.validate_on_submit():
         return render("offboarding/resign.html", form=form, status=422, **ctx)
+    db.session.commit()  # end the read transaction: the lock in services._begin is then its first statement
     try:
         ob = services.submit_resignation(current_user, form.reason.data or "")
     except OffboardingError as exc:
@@ -164,6 +165,7 @@ def termination_create():
     if emp is None:
         form.employee.errors = [_("No employee with this number.")]
         return render("offboarding/terminate.html", form=form, status=422)
+    db.session.commit()  # end the read transaction (see resignation_submit)
     try:
         ob = services.record_termination(current_user, emp, form.last_day.data, form.reason.data)
     except OffboardingError as exc:

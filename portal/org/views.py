@@ -441,8 +441,17 @@ def people_import():
     if not form.validate_on_submit():
         return _import_page(form, 422)
     upload = form.file.data
-    filename = (upload.filename or "")[:200]
     content = upload.stream.read(importer.MAX_BYTES + 1)
+    from portal.core import uploads
+    try:
+        # The name rules of every upload (no folders, control characters or very long names), and an
+        # .xlsx is a zip: refuse a zip bomb before openpyxl inflates it. (CSV content is not sniffed here:
+        # the importer also reads GB18030, which the generic text check would refuse.)
+        filename = uploads.clean_name(upload.filename or "")
+        if content[:4] == b"PK\x03\x04":
+            uploads.detect_kind(content)
+    except uploads.UploadError as exc:
+        return _import_page(form, 422, file_error=uploads.upload_error_message(exc))
     try:
         table = importer.read_table(filename, content)
         outcome = services.import_employees(table, bool(form.update_existing.data), current_user, filename,

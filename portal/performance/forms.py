@@ -1,7 +1,9 @@
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (DecimalField, IntegerField, PasswordField, SelectField, StringField, TextAreaField)
-from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
+from wtforms.validators import DataRequired, InputRequired, Length, Optional
+
+from portal.core.forms import NumberRange
 
 KIND_LABELS = {"number": _l("Numeric value"), "percentage": _l("Percentage"), "milestone": _l("Milestones"),
                "yesno": _l("Yes / no")}

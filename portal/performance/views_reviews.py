@@ -104,8 +104,18 @@ def _conflict(exc):
     return render("errors/error.html", code=409, message=_msg(exc), status=409)
 
 
+# The states in which templates/performance/review.html shows each form. A form posted from a stale page
+# in another state answers like the service would (409), instead of a 422 whose errors nobody can see.
+_FORM_SHOWN = {"self_form": ("self",), "confirm_form": ("employee",), "appeal_form": ("employee",),
+               "respond_form": ("appealed",), "calibrate_form": ("employee", "appealed", "confirmed", "approved")}
+
+
 def _invalid(r: Review, form_name: str, form, exc=None):
     db.session.rollback()
+    shown = (reviews.response_overdue(r) if form_name == "unsigned_form"
+             else r.status in _FORM_SHOWN.get(form_name, (r.status,)))
+    if exc is None and not shown:
+        return _conflict(services.Conflict("conflict"))
     if exc is not None:
         target = getattr(form, exc.field, None) if exc.field and hasattr(form, exc.field) else None
         if target is None:

@@ -3,7 +3,9 @@ from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import (BooleanField, DateField, IntegerField, PasswordField, RadioField, SelectField, StringField,
                      TextAreaField)
-from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
+from wtforms.validators import DataRequired, InputRequired, Length, Optional
+
+from portal.core.forms import NumberRange
 
 KIND_LABELS = {"single": _l("Single choice"), "multiple": _l("Multiple choice"), "truefalse": _l("True / false"),
                "fill": _l("Fill in the blank")}
