@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from typing import Iterable
 
 from flask import url_for
-from sqlalchemy import select
+from sqlalchemy import String, cast, func, or_, select
+from sqlalchemy.orm import defaultload
 
 from portal.core import audit, notify, signatures
 from portal.core.audit import canonical_json
@@ -95,7 +97,9 @@ def send(notice: Notice, actor: User) -> None:
 
 
 def recipient_for(notice: Notice, user: User) -> NoticeRecipient | None:
-    return next((r for r in notice.recipients if r.user_id == user.id), None)
+    """One query, without loading every recipient of a notice sent to thousands."""
+    return db.session.scalar(select(NoticeRecipient).where(NoticeRecipient.notice_id == notice.id,
+                                                           NoticeRecipient.user_id == user.id))
 
 
 def record_read(notice: Notice, recipient: NoticeRecipient, user: User, ip: str) -> bool:
@@ -127,21 +131,52 @@ def acknowledge(notice: Notice, recipient: NoticeRecipient, user: User, password
     return sig
 
 
-def delivery_rows(notice: Notice) -> list[dict]:
-    """One row per (recipient, channel) with honest states, for the record page, CSV and evidence."""
-    recips = {str(r.id): r for r in notice.recipients}
+def _audit_hashes(sig_ids: list[int]) -> dict[int, str | None]:
+    """The content hash in the audit event of each signing (what ``signatures.verify`` checks one
+    signature at a time), for many signatures in one query."""
+    out: dict[int, str | None] = {}
+    if not sig_ids:
+        return out
+    for target_id, data in db.session.execute(
+            select(audit.AuditEvent.target_id, audit.AuditEvent.data)
+            .where(audit.AuditEvent.target_type == signatures.Signature.__tablename__,
+                   audit.AuditEvent.target_id.in_([str(i) for i in sig_ids]),
+                   audit.AuditEvent.action == "signature.signed")
+            .order_by(audit.AuditEvent.id)):
+        if int(target_id) not in out:  # the first event, as signatures.verify reads it
+            try:
+                out[int(target_id)] = json.loads(data or "{}").get("content_hash")
+            except ValueError:  # as AuditEvent.payload: unreadable data counts as no hash
+                out[int(target_id)] = None
+    return out
+
+
+def _signature_ok(sig, content: dict, audit_hash: str | None) -> bool:
+    """``signatures.verify(sig, content).ok`` with the audit hash looked up beforehand."""
+    return (signatures.content_hash(sig.content) == sig.content_hash and audit_hash == sig.content_hash
+            and signatures.content_hash(content) == sig.content_hash)
+
+
+def _rows_for(notice: Notice, recipients: list[NoticeRecipient]) -> list[dict]:
+    """One row per (recipient, channel) with honest states for ``recipients``: 3 queries whatever their
+    number (messages, signatures, the audit events of the signings)."""
+    recips = {str(r.id): r for r in recipients}
+    if not recips:
+        return []
     messages = db.session.scalars(select(notify.Notification).where(
         notify.Notification.related_type == "notice_recipients",
         notify.Notification.related_id.in_(list(recips))).order_by(notify.Notification.id)).all()
+    sig_ids = [r.signature_id for r in recipients if r.signature_id]
     sigs = {s.id: s for s in db.session.scalars(select(signatures.Signature).where(
-        signatures.Signature.id.in_([r.signature_id for r in notice.recipients if r.signature_id])))}
+        signatures.Signature.id.in_(sig_ids)))} if sig_ids else {}
+    hashes = _audit_hashes(list(sigs))
     rows = []
     by_recipient: dict[str, list] = {}
     for m in messages:
         by_recipient.setdefault(m.related_id, []).append(m)
     for rid, r in recips.items():
         sig = sigs.get(r.signature_id) if r.signature_id else None
-        check = signatures.verify(sig, ack_content(notice, r)) if sig else None
+        ok = _signature_ok(sig, ack_content(notice, r), hashes.get(sig.id)) if sig else None
         for m in by_recipient.get(rid, []) or [None]:
             rows.append({
                 "recipient": r, "name": r.user.display_name, "username": r.user.username,
@@ -151,8 +186,58 @@ def delivery_rows(notice: Notice) -> list[dict]:
                 "error": m.last_error if m else "", "provider_id": m.provider_id if m else "",
                 "read_at": r.read_at, "acknowledged_at": r.acknowledged_at,
                 "signature_hash": sig.content_hash if sig else "",
-                "signature_ok": check.ok if check else None,
+                "signature_ok": ok,
             })
+    return rows
+
+
+def recipients_stmt(notice: Notice, q: str = ""):
+    """The recipients of ``notice`` in sending order; ``q``: name, employee number, pinyin or username."""
+    # the recipients' accounts come with the row (joined); their roles are not needed here
+    stmt = (select(NoticeRecipient).where(NoticeRecipient.notice_id == notice.id)
+            .options(defaultload(NoticeRecipient.user).lazyload(User.user_roles)))
+    if q.strip():
+        from portal.org.models import Employee
+        from portal.org.services import search_condition
+        stmt = (stmt.join(User, User.id == NoticeRecipient.user_id)
+                .outerjoin(Employee, Employee.id == User.employee_id)
+                .where(or_(search_condition(q), User.username.contains(q.strip(), autoescape=True))))
+    return stmt.order_by(NoticeRecipient.id)
+
+
+def delivery_page(notice: Notice, page: int, per_page: int, q: str = ""):
+    """One page of recipients (with all their channels) for the record page: a fixed number of queries."""
+    from portal.core.ui import paginate
+    result = paginate(recipients_stmt(notice, q), page, per_page)
+    return result, _rows_for(notice, list(result.items))
+
+
+def delivery_summary(notice: Notice) -> dict:
+    """Counts for the top of the record page, in SQL (2 queries): recipients, read, acknowledged, and per
+    channel the messages handed over, still queued and failed."""
+    total, read, acked = db.session.execute(
+        select(func.count(NoticeRecipient.id), func.count(NoticeRecipient.read_at),
+               func.count(NoticeRecipient.acknowledged_at)).where(NoticeRecipient.notice_id == notice.id)).one()
+    ids = select(cast(NoticeRecipient.id, String)).where(NoticeRecipient.notice_id == notice.id)
+    channels: dict[str, dict[str, int]] = {}
+    for channel, status, n in db.session.execute(
+            select(notify.Notification.channel, notify.Notification.status, func.count())
+            .where(notify.Notification.related_type == "notice_recipients",
+                   notify.Notification.related_id.in_(ids))
+            .group_by(notify.Notification.channel, notify.Notification.status)):
+        c = channels.setdefault(channel, {"sent": 0, "queued": 0, "failed": 0})
+        c["sent" if status == "sent" else "failed" if status == "failed" else "queued"] += n
+    order = {"inapp": 0, "email": 1, "sms": 2}
+    return {"recipients": total or 0, "read": read or 0, "acknowledged": acked or 0,
+            "channels": sorted(channels.items(), key=lambda kv: (order.get(kv[0], 9), kv[0]))}
+
+
+def delivery_rows(notice: Notice, batch: int = 500) -> list[dict]:
+    """Every row (evidence page, CSV): recipients in one query, the rest in batches (no query per row)."""
+    recipients = list(db.session.scalars(recipients_stmt(notice)))
+    rows: list[dict] = []
+    for i in range(0, len(recipients), batch):
+        rows.extend(_rows_for(notice, recipients[i:i + batch]))
     return rows
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 import re
 
 from flask import Response, abort, flash, redirect, request, url_for
-from flask_babel import format_datetime
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -13,7 +12,7 @@ from sqlalchemy import select
 from portal.core import audit, signatures
 from portal.core.db import db, get_or_404
 from portal.core.security import can, login_only, register_permissions, require
-from portal.core.ui import page_arg, paginate, register_nav, render
+from portal.core.ui import local, page_arg, paginate, register_nav, render
 from portal.home.views import register_card
 from portal.notices import bp, services
 from portal.notices.forms import KIND_LABELS, AckForm, NoticeForm
@@ -46,7 +45,9 @@ def _msg(exc: services.NoticeError) -> str:
 
 
 def _fmt(value) -> str:
-    return format_datetime(value, "yyyy-MM-dd HH:mm:ss") if value else ""
+    """Company time, as format_datetime(value, "yyyy-MM-dd HH:mm:ss") but without Babel per cell (CSV of
+    thousands of rows)."""
+    return local(value).strftime("%Y-%m-%d %H:%M:%S") if value else ""
 
 
 @bp.route("/notices")
@@ -144,8 +145,14 @@ def show(notice_id: int):
         if recipient is not None and notice.status == "sent" and services.record_read(
                 notice, recipient, current_user, request.remote_addr or ""):
             db.session.commit()
-        return render("notices/detail.html", notice=notice, rows=services.delivery_rows(notice),
-                      recipient=recipient, form=AckForm(), kinds=KIND_LABELS,
+        page, per_page = page_arg(50)
+        q = request.args.get("q", "").strip()[:100]
+        result, rows, summary = None, [], None
+        if notice.status == "sent":
+            result, rows = services.delivery_page(notice, page, per_page, q)
+            summary = services.delivery_summary(notice)
+        return render("notices/detail.html", "notices/_delivery.html", notice=notice, rows=rows, page=result,
+                      summary=summary, q=q, recipient=recipient, form=AckForm(), kinds=KIND_LABELS,
                       intact=services.content_intact(notice))
     if recipient is None or notice.status != "sent":
         abort(404)
@@ -190,7 +197,7 @@ def record_csv(notice_id: int):
     audit.record("notice.record_exported", notice, {"format": "csv"})
     db.session.commit()
     body = services.delivery_csv(notice, _fmt)
-    return Response(body, mimetype="text/csv; charset=utf-8", headers={
+    return Response(body, content_type="text/csv; charset=utf-8", headers={
         "Content-Disposition": f'attachment; filename="notice-{notice.id}-delivery.csv"'})
 
 

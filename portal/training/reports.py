@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Iterable, Optional, Sequence
 
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import joinedload
@@ -174,40 +174,75 @@ def policy_courses() -> list[tuple[Course, CourseVersion]]:
     return [(c, v) for c, v in rows if v.has_policy]
 
 
-def compliance(user, course_id: int | None = None) -> tuple[list[tuple[Course, CourseVersion, int, int]],
-                                                             list[PolicyGap]]:
-    """Per policy course: (course, version, people obliged, people who signed the current text), and the
-    people who have not acknowledged the current policy version."""
-    summary, gaps = [], []
-    for course, version in policy_courses():
-        if course_id and course.id != course_id:
-            continue
-        h = policy_hash(version)
-        signed = select(Acknowledgement.id).where(Acknowledgement.employee_id == Enrollment.employee_id,
-                                                  Acknowledgement.course_id == course.id,
-                                                  Acknowledgement.policy_hash == h).exists()
-        stmt = _base(user, select(Enrollment, Employee), COMPLIANCE_PERM).where(Enrollment.course_id == course.id)
-        obliged = db.session.scalar(_base(user, select(func.count(Enrollment.id)), COMPLIANCE_PERM)
-                                    .where(Enrollment.course_id == course.id)) or 0
-        missing = db.session.execute(stmt.where(~signed).options(joinedload(Employee.department))
-                                     .order_by(Employee.emp_no)).all()
-        summary.append((course, version, obliged, obliged - len(missing)))
-        gaps.extend(PolicyGap(course, version, e, emp) for e, emp in missing)
-    return summary, gaps
+def _signed(courses: list[tuple[Course, CourseVersion]]):
+    """EXISTS: the enrolled employee signed the current policy text of the enrollment's course (one
+    correlated condition for every policy course: the current hash per course is a CASE)."""
+    hashes = {c.id: policy_hash(v) for c, v in courses}
+    return select(Acknowledgement.id).where(
+        Acknowledgement.employee_id == Enrollment.employee_id,
+        Acknowledgement.course_id == Enrollment.course_id,
+        Acknowledgement.policy_hash == case(hashes, value=Enrollment.course_id, else_="")).exists()
+
+
+def _policy_courses(course_id: int | None) -> list[tuple[Course, CourseVersion]]:
+    return [(c, v) for c, v in policy_courses() if not course_id or c.id == course_id]
+
+
+def compliance_summary(user, courses: list[tuple[Course, CourseVersion]]
+                       ) -> list[tuple[Course, CourseVersion, int, int]]:
+    """Per policy course: (course, version, people obliged, people who signed the current text), one
+    aggregate query whatever the number of people and courses."""
+    if not courses:
+        return []
+    stmt = (_base(user, select(Enrollment.course_id, func.count(Enrollment.id),
+                               func.sum(case((_signed(courses), 1), else_=0))), COMPLIANCE_PERM)
+            .where(Enrollment.course_id.in_([c.id for c, _ in courses])).group_by(Enrollment.course_id))
+    counts = {cid: (n or 0, int(ok or 0)) for cid, n, ok in db.session.execute(stmt)}
+    return [(c, v, *counts.get(c.id, (0, 0))) for c, v in courses]
+
+
+def gaps_stmt(user, courses: list[tuple[Course, CourseVersion]], q: str = "", columns: tuple = ()):
+    """The people who have not acknowledged the current policy version of ``courses`` (``q``: name,
+    employee number or pinyin), ordered by policy then employee number. Selects (Enrollment, Employee)
+    with the department, or ``columns`` when given (exports)."""
+    from portal.org.services import search_condition
+    stmt = _base(user, select(*columns).select_from(Enrollment) if columns else select(Enrollment, Employee),
+                 COMPLIANCE_PERM)
+    stmt = (stmt.join(Course, Course.id == Enrollment.course_id)
+            .where(Enrollment.course_id.in_([c.id for c, _ in courses]), ~_signed(courses)))
+    if q.strip():
+        stmt = stmt.where(search_condition(q))
+    if not columns:
+        stmt = stmt.options(joinedload(Employee.department))
+    return stmt.order_by(Course.title, Course.id, Employee.emp_no, Enrollment.id)
+
+
+def compliance(user, course_id: int | None = None, q: str = "", page: int = 1, per_page: int = 50):
+    """The summary per policy course and one page of the people who have not acknowledged the current
+    policy version (a fixed number of queries whatever the number of people or policy courses)."""
+    from portal.core.ui import Page, paginate
+    courses = _policy_courses(course_id)
+    summary = compliance_summary(user, courses)
+    if not courses:
+        return summary, Page([], 1, per_page, 0)
+    by_id = {c.id: (c, v) for c, v in courses}
+    result = paginate(gaps_stmt(user, courses, q), page, per_page, scalars=False)
+    result.items = [PolicyGap(*by_id[e.course_id], e, emp) for e, emp in result.items]
+    return summary, result
 
 
 # ---------------------------------------------------------------- XLSX
 
-def _xlsx(sheets: list[tuple[str, list[str], list[list[Any]]]]) -> bytes:
+def _xlsx(sheets: list[tuple[str, list[str], Iterable[Sequence[Any]]]]) -> bytes:
+    """Write-only workbook: rows may be a generator (streamed from the database), memory stays flat."""
     from openpyxl import Workbook
-    wb = Workbook()
-    wb.remove(wb.active)
+    wb = Workbook(write_only=True)
     for title, header, rows in sheets:
         ws = wb.create_sheet(title[:31])
+        ws.freeze_panes = "A2"
         ws.append(header)
         for r in rows:
             ws.append([_xl(v) for v in r])
-        ws.freeze_panes = "A2"
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()
@@ -256,12 +291,27 @@ def report_xlsx(user, course: Course | None = None) -> tuple[bytes, int]:
 
 
 def compliance_xlsx(user, course_id: int | None = None) -> tuple[bytes, int]:
-    summary, gaps = compliance(user, course_id)
+    """Every person who has not acknowledged (not one page): plain columns streamed in batches, no ORM
+    objects; 3 queries whatever the number of rows."""
+    courses = _policy_courses(course_id)
+    summary = compliance_summary(user, courses)
+    count = [0]
+
+    def gap_rows():
+        if not courses:
+            return
+        stmt = gaps_stmt(user, courses, columns=(CourseVersion.policy_name, CourseVersion.policy_version,
+                                                 Employee.emp_no, Employee.name, Department.name,
+                                                 Enrollment.status, Enrollment.due_at))
+        stmt = (stmt.join(CourseVersion, CourseVersion.id == Course.current_version_id)
+                .outerjoin(Department, Department.id == Employee.department_id))
+        for row in db.session.execute(stmt.execution_options(yield_per=1000)):
+            count[0] += 1
+            yield [*row[:4], row[4] or "", *row[5:]]
+
     data = _xlsx([
         ("policies", ["course", "policy", "policy version", "obliged", "acknowledged"],
          [[c.title, v.policy_name, v.policy_version, n, ok] for c, v, n, ok in summary]),
         ("not acknowledged", ["policy", "policy version", "emp no", "name", "department", "status", "due at"],
-         [[g.version.policy_name, g.version.policy_version, g.employee.emp_no, g.employee.name,
-           g.employee.department.name if g.employee.department else "", g.enrollment.status, g.enrollment.due_at]
-          for g in gaps])])
-    return data, len(gaps)
+         gap_rows())])
+    return data, count[0]

@@ -463,10 +463,12 @@ def person_history(employee_id: int):
 @require("training.compliance")
 def compliance():
     course_id = request.args.get("course", type=int)
-    summary, gaps = reports.compliance(current_user, course_id)
-    acks = _latest_acks([g.employee.id for g in gaps], {g.course.id for g in gaps})
-    return render("training/compliance.html", summary=summary, gaps=gaps, course_id=course_id, acks=acks,
-                  statuses=STATUS_LABELS, now=utcnow())
+    q = request.args.get("q", "").strip()[:100]
+    page, per_page = page_arg(50)
+    summary, gaps = reports.compliance(current_user, course_id, q, page, per_page)
+    acks = _latest_acks([g.employee.id for g in gaps.items], {g.course.id for g in gaps.items})
+    return render("training/compliance.html", "training/_compliance_gaps.html", summary=summary, page=gaps,
+                  course_id=course_id, q=q, acks=acks, statuses=STATUS_LABELS, now=utcnow())
 
 
 def _latest_acks(employee_ids, course_ids) -> dict:
