@@ -10,7 +10,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Optional
 
 from flask import current_app
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
@@ -777,6 +777,16 @@ class Node:
     children: list["Node"] = field(default_factory=list)
     owner_label: str = ""
     dept_label: str = ""
+    loaded: bool = True  # krs and children are filled in; else they load on demand (tree_node)
+    kr_count: int = 0  # key results shown when loaded (archived ones are not)
+    child_count: int = 0  # aligned objectives the viewer sees
+    more: int = 0  # aligned objectives not rendered yet ("show more")
+    next_offset: int = 0
+
+
+TREE_ROOTS_PER_PAGE = 50
+TREE_CHILDREN = 20  # aligned objectives rendered per node; the rest behind "show more"
+TREE_BUDGET = 60  # aligned objectives rendered per page at most (besides the roots), breadth first
 
 
 def visible_owner_ids(user) -> Optional[set[int]]:
@@ -790,62 +800,244 @@ def visible_owner_ids(user) -> Optional[set[int]]:
     return set(db.session.scalars(select(Employee.id).where(cond)))
 
 
-def alignment_tree(user, cycle: Cycle, department_id: int | None = None) -> list[Node]:
-    """The cycle's objectives as a forest; individual objectives only within the viewer's scope.
-    A fixed number of queries whatever the size of the tree."""
-    objs, krs, res = cycle_progress(cycle.id)
-    visible = visible_owner_ids(user)
-    by_obj: dict[int, list[tuple[KeyResult, Optional[Decimal]]]] = {}
+@dataclass
+class _Forest:
+    """A cycle's objectives as tuples (no ORM objects), the viewer's shown tree and the raw links."""
+    rows: dict[int, Any]  # id -> (id, parent_id, status, level, owner_id, department_id, link_weight)
+    shown_children: dict[int, list[int]]
+    roots: list[int]
+    raw_children: dict[int, list[int]]
+    visible: Optional[set[int]]
+    cycle_size: Optional[int] = None  # None: only a subtree of the cycle was loaded
+
+    def shown(self, oid: int) -> bool:
+        r = self.rows.get(oid)
+        return r is not None and r.status != "archived" and (
+            r.level != "individual" or self.visible is None or r.owner_id in self.visible)
+
+    def subtree(self, ids) -> set[int]:
+        """``ids`` and everything linked below them (whatever the status): all a roll-up of them needs."""
+        seen: set[int] = set()
+        stack = list(ids)
+        while stack:
+            oid = stack.pop()
+            if oid in seen:
+                continue
+            seen.add(oid)
+            stack.extend(self.raw_children.get(oid, ()))
+        return seen
+
+
+def _forest(user, cycle_id: int, under: int | None = None) -> _Forest:
+    """The whole cycle, or only the objective ``under`` and everything linked below it (recursive CTE)."""
+    stmt = select(Objective.id, Objective.parent_id, Objective.status, Objective.level, Objective.owner_id,
+                  Objective.department_id, Objective.link_weight) \
+        .where(Objective.cycle_id == cycle_id, Objective.status != "rejected").order_by(Objective.id)
+    if under is not None:
+        sub = select(Objective.id).where(Objective.id == under).cte("okr_subtree", recursive=True)
+        sub = sub.union(select(Objective.id).where(Objective.parent_id == sub.c.id,
+                                                   Objective.status != "rejected"))
+        stmt = stmt.where(Objective.id.in_(select(sub.c.id)))
+    rows = {r.id: r for r in db.session.execute(stmt)}
+    f = _Forest(rows, {}, [], {}, visible_owner_ids(user), cycle_size=len(rows) if under is None else None)
+    for r in rows.values():
+        if r.parent_id in rows and r.parent_id != r.id:
+            f.raw_children.setdefault(r.parent_id, []).append(r.id)
+        if f.shown(r.id):
+            if r.parent_id and f.shown(r.parent_id):
+                f.shown_children.setdefault(r.parent_id, []).append(r.id)
+            else:
+                f.roots.append(r.id)
+    # the viewer's own objectives and those of the viewer's departments first, then by id
+    emp_id = getattr(user, "employee_id", None)
+    mine = set(managed_department_ids(user)) if emp_id else set()
+    if emp_id and getattr(user, "employee", None) is not None and user.employee.department_id:
+        mine.add(user.employee.department_id)
+
+    def key(oid: int) -> tuple[bool, int]:
+        r = rows[oid]
+        return (not (r.owner_id == emp_id and emp_id is not None or r.department_id in mine), oid)
+    for ids in (f.roots, *f.shown_children.values()):
+        ids.sort(key=key)
+    return f
+
+
+def _kr_rows(cycle_id: int, objective_ids: set[int], total: int) -> list:
+    """Value columns of the non-archived key results of ``objective_ids`` (``total``: the number of
+    objectives of the cycle, 0 if unknown). Many ids: one scan of the cycle instead of a long IN list."""
+    cols = (KeyResult.id, KeyResult.objective_id, KeyResult.kind, KeyResult.start_value,
+            KeyResult.target_value, KeyResult.current_value, KeyResult.weight, KeyResult.status)
+    if not objective_ids:
+        return []
+    if len(objective_ids) <= 500:
+        return db.session.execute(select(*cols).where(KeyResult.objective_id.in_(objective_ids),
+                                                      KeyResult.status != "archived")).all()
+    rows = db.session.execute(select(*cols).join(Objective, Objective.id == KeyResult.objective_id)
+                              .where(Objective.cycle_id == cycle_id, Objective.status != "rejected",
+                                     KeyResult.status != "archived")).all()
+    if total and len(objective_ids) >= total:
+        return rows
+    return [k for k in rows if k.objective_id in objective_ids]
+
+
+def _rollup_rows(f: _Forest, ids: set[int], krs: list) -> rollup.Result:
+    """The same roll-up as progress_for (active objectives and key results count), on tuples."""
+    return rollup.compute(
+        [rollup.ObjIn(r.id, r.parent_id if r.status == "active" else None, r.link_weight)
+         for r in f.rows.values() if r.id in ids],
+        [rollup.KRIn(k.id, k.objective_id, k.kind, k.start_value, k.target_value, k.current_value, k.weight)
+         for k in krs if k.status == "active"])
+
+
+def _build_nodes(f: _Forest, cycle_id: int, top: list[int], open_depth: int, offset: int = 0) -> list[Node]:
+    """Nodes for ``top`` (at depth 0): nodes above ``open_depth`` come with their key results and their
+    first TREE_CHILDREN aligned objectives (from ``offset`` for the top nodes); the others only with counts
+    (their content loads on demand). A fixed number of queries; full rows only for what is rendered."""
+    taken: dict[int, int] = {}
+    budget = TREE_BUDGET
+
+    def kids_of(oid: int, depth: int) -> list[int]:
+        start = offset if depth == 0 else 0
+        return f.shown_children.get(oid, [])[start:start + taken.get(oid, 0)]
+
+    loaded: set[int] = set()
+    levels: list[list[int]] = [list(top)]
+    for depth in range(open_depth):
+        nxt = []
+        for oid in levels[-1]:
+            loaded.add(oid)
+            start = offset if depth == 0 else 0
+            taken[oid] = max(0, min(TREE_CHILDREN, budget, len(f.shown_children.get(oid, [])) - start))
+            budget -= taken[oid]
+            nxt.extend(kids_of(oid, depth))
+        levels.append(nxt)
+    rendered = [oid for lv in levels for oid in lv]
+    sub = f.subtree(rendered)
+    krs = _kr_rows(cycle_id, sub, f.cycle_size or 0)
+    res = _rollup_rows(f, sub, krs)
+    kr_count: dict[int, int] = {}
     for k in krs:
         if k.status != "archived":
-            by_obj.setdefault(k.objective_id, []).append((k, res.kr.get(k.id)))
-    objs = [o for o in objs if o.status != "archived"]  # history only: on the objective's own page
-    # owners and departments for the labels, in two queries
-    emp_ids = {o.owner_id for o in objs if o.owner_id}
-    dept_ids = {o.department_id for o in objs if o.department_id}
-    emps = {e.id: e for e in db.session.scalars(select(Employee).where(Employee.id.in_(emp_ids)))} if emp_ids else {}
-    depts = {d.id: d for d in db.session.scalars(select(Department).where(Department.id.in_(dept_ids)))} if dept_ids else {}
-    shown = [o for o in objs if o.level != "individual" or visible is None or o.owner_id in visible]
-    nodes = {o.id: Node(o, res.objective.get(o.id), by_obj.get(o.id, []),
-                        owner_label=emps[o.owner_id].name if o.owner_id in emps else "",
-                        dept_label=depts[o.department_id].name if o.department_id in depts else "")
-             for o in shown}
-    roots = []
-    for o in shown:
-        parent = nodes.get(o.parent_id) if o.parent_id else None
-        (parent.children if parent else roots).append(nodes[o.id])
+            kr_count[k.objective_id] = kr_count.get(k.objective_id, 0) + 1
+    objs = {o.id: o for o in db.session.scalars(select(Objective).where(Objective.id.in_(rendered)))} \
+        if rendered else {}
+    kr_objs: dict[int, list[KeyResult]] = {}
+    if loaded:
+        for k in db.session.scalars(select(KeyResult).where(KeyResult.objective_id.in_(loaded),
+                                                            KeyResult.status != "archived")
+                                    .order_by(KeyResult.id)):
+            kr_objs.setdefault(k.objective_id, []).append(k)
+    emp_ids = {o.owner_id for o in objs.values() if o.owner_id}
+    dept_ids = {o.department_id for o in objs.values() if o.department_id}
+    emps = dict(db.session.execute(select(Employee.id, Employee.name).where(Employee.id.in_(emp_ids)))
+                .all()) if emp_ids else {}
+    depts = dict(db.session.execute(select(Department.id, Department.name).where(Department.id.in_(dept_ids)))
+                 .all()) if dept_ids else {}
+
+    def build(oid: int, depth: int) -> Node:
+        o = objs[oid]
+        kids = f.shown_children.get(oid, [])
+        n = Node(o, res.objective.get(oid), [], owner_label=emps.get(o.owner_id, ""),
+                 dept_label=depts.get(o.department_id, ""), loaded=oid in loaded and depth < open_depth,
+                 kr_count=kr_count.get(oid, 0), child_count=len(kids))
+        if n.loaded:
+            n.krs = [(k, res.kr.get(k.id)) for k in kr_objs.get(oid, [])]
+            shown = kids_of(oid, depth)
+            n.children = [build(c, depth + 1) for c in shown]
+            start = offset if depth == 0 else 0
+            n.more, n.next_offset = max(0, len(kids) - start - len(shown)), start + len(shown)
+        return n
+    return [build(oid, 0) for oid in top]
+
+
+def alignment_tree(user, cycle: Cycle, department_id: int | None = None, page: int = 1,
+                   per_page: int = TREE_ROOTS_PER_PAGE, open_depth: int = 2):
+    """One page of the cycle's objectives as a forest (a core.ui.Page of root Nodes); individual
+    objectives only within the viewer's scope. The roots and the nodes above ``open_depth`` are
+    rendered with their key results and their first aligned objectives; deeper content loads on demand
+    (tree_node). A fixed number of queries whatever the size of the cycle."""
+    from portal.core.ui import Page
+    f = _forest(user, cycle.id)
+    roots = f.roots
     if department_id:
         from portal.org.services import subtree_ids
         sub = subtree_ids(department_id)
-        picked: list[Node] = []
+        picked: list[int] = []
 
-        def walk(ns):
-            for n in ns:
-                if n.objective.level == "team" and n.objective.department_id in sub:
-                    picked.append(n)
+        def walk(ids):
+            for oid in ids:
+                r = f.rows[oid]
+                if r.level == "team" and r.department_id in sub:
+                    picked.append(oid)
                 else:
-                    walk(n.children)
+                    walk(f.shown_children.get(oid, []))
         walk(roots)
         roots = picked
-    return roots
+    pages = max(1, -(-len(roots) // per_page))
+    page = min(max(1, page), pages)
+    top = roots[(page - 1) * per_page:page * per_page]
+    return Page(_build_nodes(f, cycle.id, top, open_depth), page, per_page, len(roots))
+
+
+def tree_node(user, objective_id: int, offset: int = 0) -> Optional[Node]:
+    """The content of one node of the tree: its key results and aligned objectives from ``offset`` (at
+    most TREE_CHILDREN, collapsed). None when the viewer does not see the objective in the tree."""
+    cycle_id = db.session.scalar(select(Objective.cycle_id).where(Objective.id == objective_id))
+    if cycle_id is None:
+        return None
+    f = _forest(user, cycle_id, under=objective_id)
+    if not f.shown(objective_id):
+        return None
+    (n,) = _build_nodes(f, cycle_id, [objective_id], 1, max(0, offset))
+    return n
+
+
+def subtree_rollup(root_ids, cycle_id: int) -> rollup.Result:
+    """The roll-up of ``root_ids`` and everything aligned below them, at any depth (recursive CTE), on
+    tuples: the same numbers as ``cycle_progress`` gives for these objectives, without reading the rest of
+    the cycle. A fixed number of queries."""
+    root_ids = list(root_ids)
+    if not root_ids:
+        return rollup.Result()
+    sub = select(Objective.id).where(Objective.id.in_(root_ids)).cte("okr_rollup_sub", recursive=True)
+    sub = sub.union(select(Objective.id).where(Objective.parent_id == sub.c.id, Objective.cycle_id == cycle_id,
+                                               Objective.status != "rejected"))
+    rows = db.session.execute(
+        select(Objective.id, Objective.parent_id, Objective.status, Objective.link_weight)
+        .where(Objective.id.in_(select(sub.c.id)))).all()
+    ids = [r.id for r in rows]
+    krs = db.session.execute(
+        select(KeyResult.id, KeyResult.objective_id, KeyResult.kind, KeyResult.start_value,
+               KeyResult.target_value, KeyResult.current_value, KeyResult.weight)
+        .where(KeyResult.objective_id.in_(ids), KeyResult.status == "active")).all() if ids else []
+    return rollup.compute(
+        [rollup.ObjIn(r.id, r.parent_id if r.status == "active" else None, r.link_weight) for r in rows],
+        [rollup.KRIn(*k) for k in krs])
 
 
 def my_objectives(user, cycle: Cycle) -> tuple[list[Node], list[Objective]]:
     """The user's own objectives (with progress) and those waiting for the user's approval. Archived
-    objectives come last (with their progress when archived)."""
+    objectives come last (with their progress when archived). Reads the user's objectives and what is
+    aligned below them, not the whole cycle."""
     if not user.employee_id:
         return [], []
-    objs, krs, res = cycle_progress(cycle.id)
-    by_obj: dict[int, list] = {}
-    for k in krs:
-        if k.status != "archived":
-            by_obj.setdefault(k.objective_id, []).append((k, res.kr.get(k.id)))
-    mine = [Node(o, res.objective.get(o.id), by_obj.get(o.id, [])) for o in objs
-            if o.owner_id == user.employee_id]
+    objs = list(db.session.scalars(
+        select(Objective).where(Objective.cycle_id == cycle.id, Objective.owner_id == user.employee_id,
+                                Objective.status != "rejected")
+        .options(selectinload(Objective.key_results)).order_by(Objective.id)))
+    res = subtree_rollup([o.id for o in objs], cycle.id)
+    mine = [Node(o, res.objective.get(o.id), [(k, res.kr.get(k.id)) for k in sorted(o.key_results, key=lambda k: k.id)
+                                               if k.status != "archived"]) for o in objs]
     mine.sort(key=lambda n: n.objective.status == "archived")
-    pending = [o for o in objs if o.level == "individual" and o.owner_id != user.employee_id
-               and (o.status == "pending" or any(k.status == "pending" for k, _ in by_obj.get(o.id, [])))
-               and can(user, "okr.approve", o)]
+    has_pending_kr = select(KeyResult.id).where(KeyResult.objective_id == Objective.id,
+                                                KeyResult.status == "pending").exists()
+    candidates = db.session.scalars(
+        select(Objective).where(Objective.cycle_id == cycle.id, Objective.level == "individual",
+                                Objective.owner_id != user.employee_id,
+                                Objective.status != "rejected",
+                                or_(Objective.status == "pending", has_pending_kr))
+        .order_by(Objective.id)).all()
+    pending = [o for o in candidates if can(user, "okr.approve", o)]
     return mine, pending
 
 

@@ -110,10 +110,24 @@ def my_okrs():
 def tree():
     cycle = _cycle_arg()
     dept = request.args.get("dept", type=int)
-    roots = services.alignment_tree(current_user, cycle, dept) if cycle else []
+    page = services.alignment_tree(current_user, cycle, dept, max(1, request.args.get("page", 1, type=int))) \
+        if cycle else None
     depts = db.session.scalars(select(Department).order_by(Department.name)).all()
-    return render("performance/tree.html", cycle=cycle, cycles=services.cycles(), roots=roots, depts=depts,
-                  dept=dept, kinds=KIND_LABELS, levels=LEVEL_LABELS)
+    return render("performance/tree.html", cycle=cycle, cycles=services.cycles(),
+                  roots=page.items if page else [], page=page, depts=depts, dept=dept, kinds=KIND_LABELS,
+                  levels=LEVEL_LABELS)
+
+
+@bp.route("/okr/tree/node/<int:objective_id>")
+@login_only
+def tree_node(objective_id: int):
+    """One node's content for the tree (loaded with htmx when the node is opened): its key results and
+    aligned objectives, collapsed; ``offset``: the next aligned objectives only ("show more")."""
+    offset = max(0, request.args.get("offset", 0, type=int))
+    n = services.tree_node(current_user, objective_id, offset)
+    if n is None or not can(current_user, "okr.view", n.objective):
+        abort(404)
+    return render("performance/_tree_node.html", n=n, offset=offset, levels=LEVEL_LABELS)
 
 
 # ---------------------------------------------------------------- objectives
@@ -232,9 +246,8 @@ def objective(objective_id: int):
 def _render_objective(obj: Objective, kr_form: KeyResultForm, status: int = 200):
     children = db.session.scalars(select(Objective).where(Objective.parent_id == obj.id,
                                                           Objective.status != "rejected")).all()
-    family = [obj, *children]
-    krs = db.session.scalars(select(KeyResult).where(KeyResult.objective_id.in_([o.id for o in family]))).all()
-    res = services.progress_for(family, list(krs))
+    # the roll-up over everything aligned below, at any depth (a child's own aligned objectives count)
+    res = services.subtree_rollup([obj.id], obj.cycle_id)
     visible_children = [c for c in children if can(current_user, "okr.view", c)]
     parent = db.session.get(Objective, obj.parent_id) if obj.parent_id else None
     return render("performance/objective.html", obj=obj, res=res, children=visible_children, parent=parent,
