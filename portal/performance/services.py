@@ -809,6 +809,7 @@ class _Forest:
     raw_children: dict[int, list[int]]
     visible: Optional[set[int]]
     cycle_size: Optional[int] = None  # None: only a subtree of the cycle was loaded
+    snapshot: Any = None  # the whole cycle's _Snapshot (tuples + roll-up) when the whole cycle was loaded
 
     def shown(self, oid: int) -> bool:
         r = self.rows.get(oid)
@@ -828,18 +829,98 @@ class _Forest:
         return seen
 
 
+@dataclass
+class _Snapshot:
+    """A cycle's objectives and key results as tuples and their roll-up (whole cycle)."""
+    rows: dict[int, Any]
+    krs: list
+    res: rollup.Result
+    kr_count: dict[int, int]  # objective id -> its non-archived key results
+
+
+_SNAPSHOTS: "dict[tuple[str, int], tuple[tuple, _Snapshot]]" = {}
+_SNAPSHOTS_MAX = 8
+
+_STATUS_CODE = ("active", "pending", "archived", "rejected")
+
+
+def _code(col, values):
+    """A small integer per known value (0 for any other), for the change stamp."""
+    from sqlalchemy import case
+    return case({v: i + 1 for i, v in enumerate(values)}, value=col, else_=0)
+
+
+def _cycle_stamp(cycle_id: int) -> tuple:
+    """What a cached snapshot of the cycle must match: counts, largest ids, latest updated_at and
+    id-weighted sums over every column the tree and the roll-up read (so an edit that keeps a timestamp,
+    e.g. under a frozen clock, or that swaps values between rows, still changes the stamp). Two aggregate
+    queries: the database scans the cycle's rows, Python does not."""
+    o = Objective
+    objs = db.session.execute(select(
+        func.count(o.id), func.max(o.id), func.max(o.updated_at),
+        func.sum(o.id * func.coalesce(o.parent_id, 0)), func.sum(o.id * func.coalesce(o.owner_id, 0)),
+        func.sum(o.id * func.coalesce(o.department_id, 0)), func.sum(o.id * o.link_weight),
+        func.sum(o.id * _code(o.status, _STATUS_CODE)),
+        func.sum(o.id * _code(o.level, ("company", "team", "individual")))).where(o.cycle_id == cycle_id)).one()
+    k = KeyResult
+    krs = db.session.execute(select(
+        func.count(k.id), func.max(k.id), func.max(k.updated_at), func.sum(k.id * k.objective_id),
+        func.sum(k.id * k.start_value), func.sum(k.id * k.target_value), func.sum(k.id * k.current_value),
+        func.sum(k.id * k.weight), func.sum(k.id * _code(k.status, _STATUS_CODE)),
+        func.sum(k.id * _code(k.kind, tuple(KR_KINDS))))
+        .join(o, o.id == k.objective_id).where(o.cycle_id == cycle_id)).one()
+    return tuple(objs) + tuple(krs)
+
+
+def _snapshot(cycle_id: int) -> _Snapshot:
+    """The whole cycle's tuples and roll-up, kept per process and reused while the cycle's stamp is
+    unchanged (a check-in, an edit, a new or deleted objective or key result changes it)."""
+    key = (str(db.engine.url), cycle_id)
+    stamp = _cycle_stamp(cycle_id)
+    hit = _SNAPSHOTS.get(key)
+    if hit is not None and hit[0] == stamp:
+        return hit[1]
+    rows = {r.id: r for r in db.session.execute(
+        select(Objective.id, Objective.parent_id, Objective.status, Objective.level, Objective.owner_id,
+               Objective.department_id, Objective.link_weight)
+        .where(Objective.cycle_id == cycle_id, Objective.status != "rejected").order_by(Objective.id))}
+    krs = db.session.execute(
+        select(KeyResult.id, KeyResult.objective_id, KeyResult.kind, KeyResult.start_value,
+               KeyResult.target_value, KeyResult.current_value, KeyResult.weight, KeyResult.status)
+        .join(Objective, Objective.id == KeyResult.objective_id)
+        .where(Objective.cycle_id == cycle_id, Objective.status != "rejected",
+               KeyResult.status != "archived")).all()
+    res = rollup.compute(
+        [rollup.ObjIn(r.id, r.parent_id if r.status == "active" else None, r.link_weight) for r in rows.values()],
+        [rollup.KRIn(k.id, k.objective_id, k.kind, k.start_value, k.target_value, k.current_value, k.weight)
+         for k in krs if k.status == "active"])
+    kr_count: dict[int, int] = {}
+    for k in krs:
+        kr_count[k.objective_id] = kr_count.get(k.objective_id, 0) + 1
+    snap = _Snapshot(rows, krs, res, kr_count)
+    if len(_SNAPSHOTS) >= _SNAPSHOTS_MAX:
+        _SNAPSHOTS.pop(next(iter(_SNAPSHOTS)))
+    _SNAPSHOTS[key] = (stamp, snap)
+    return snap
+
+
 def _forest(user, cycle_id: int, under: int | None = None) -> _Forest:
     """The whole cycle, or only the objective ``under`` and everything linked below it (recursive CTE)."""
     stmt = select(Objective.id, Objective.parent_id, Objective.status, Objective.level, Objective.owner_id,
                   Objective.department_id, Objective.link_weight) \
         .where(Objective.cycle_id == cycle_id, Objective.status != "rejected").order_by(Objective.id)
+    snap = None
     if under is not None:
         sub = select(Objective.id).where(Objective.id == under).cte("okr_subtree", recursive=True)
         sub = sub.union(select(Objective.id).where(Objective.parent_id == sub.c.id,
                                                    Objective.status != "rejected"))
         stmt = stmt.where(Objective.id.in_(select(sub.c.id)))
-    rows = {r.id: r for r in db.session.execute(stmt)}
+        rows = {r.id: r for r in db.session.execute(stmt)}
+    else:
+        snap = _snapshot(cycle_id)
+        rows = snap.rows
     f = _Forest(rows, {}, [], {}, visible_owner_ids(user), cycle_size=len(rows) if under is None else None)
+    f.snapshot = snap
     for r in rows.values():
         if r.parent_id in rows and r.parent_id != r.id:
             f.raw_children.setdefault(r.parent_id, []).append(r.id)
@@ -913,12 +994,15 @@ def _build_nodes(f: _Forest, cycle_id: int, top: list[int], open_depth: int, off
         levels.append(nxt)
     rendered = [oid for lv in levels for oid in lv]
     sub = f.subtree(rendered)
-    krs = _kr_rows(cycle_id, sub, f.cycle_size or 0)
-    res = _rollup_rows(f, sub, krs)
-    kr_count: dict[int, int] = {}
-    for k in krs:
-        if k.status != "archived":
-            kr_count[k.objective_id] = kr_count.get(k.objective_id, 0) + 1
+    if f.snapshot is not None:  # the whole cycle: its roll-up gives every subtree the same numbers
+        res, kr_count = f.snapshot.res, f.snapshot.kr_count
+    else:
+        krs = _kr_rows(cycle_id, sub, f.cycle_size or 0)
+        res = _rollup_rows(f, sub, krs)
+        kr_count = {}
+        for k in krs:
+            if k.status != "archived":
+                kr_count[k.objective_id] = kr_count.get(k.objective_id, 0) + 1
     objs = {o.id: o for o in db.session.scalars(select(Objective).where(Objective.id.in_(rendered)))} \
         if rendered else {}
     kr_objs: dict[int, list[KeyResult]] = {}

@@ -112,7 +112,8 @@ def tree():
     dept = request.args.get("dept", type=int)
     page = services.alignment_tree(current_user, cycle, dept, max(1, request.args.get("page", 1, type=int))) \
         if cycle else None
-    depts = db.session.scalars(select(Department).order_by(Department.name)).all()
+    from portal.org.services import department_choices
+    depts = department_choices()
     return render("performance/tree.html", cycle=cycle, cycles=services.cycles(),
                   roots=page.items if page else [], page=page, depts=depts, dept=dept, kinds=KIND_LABELS,
                   levels=LEVEL_LABELS)

@@ -316,3 +316,35 @@ def test_my_okrs_reads_only_my_part_of_the_cycle(app, make):
     html = dev.get(f"/okr?cycle={cycle.id}").get_data(as_text=True)
     assert _pct(html, "深层目标") == "45%" and _pct(html, "第二个深层目标") == "25%"
     assert "别人的目标" not in html
+
+
+def test_the_tree_follows_every_change_of_the_cycle(app, make):
+    """The tree reuses the cycle's roll-up between requests while nothing changed; a check-in, or even a
+    change written straight to the database with the timestamps kept, shows on the next request."""
+    from sqlalchemy import text
+    o = build_org(make)
+    cycle = open_cycle(app, o.hr_user)
+    _comp, _team, sub_id, deep_id, _other = _deep_tree(app, o, cycle)
+    hr = _client(app, o.hr_user)
+    tree = f"/okr/tree?cycle={cycle.id}"
+    assert _pct(hr.get(tree).get_data(as_text=True), "子团队目标") == "24%"
+    assert _pct(hr.get(tree).get_data(as_text=True), "子团队目标") == "24%"  # from the cached roll-up
+    with app.app_context():
+        from portal.core.models import User
+        from sqlalchemy import select
+        kr = db.session.scalar(select(KeyResult).where(KeyResult.objective_id == deep_id))
+        services.check_in(db.session.get(User, o.dev_user.id), kr, "95", "8", "快完成了")
+        db.session.commit()
+    # (0 + 0.95 + 0.25 * 3) / 5 = 34 %
+    assert _pct(hr.get(tree).get_data(as_text=True), "子团队目标") == "34%"
+    with app.app_context():  # as an attacker or a migration would: updated_at untouched
+        db.session.execute(text("UPDATE perf_key_results SET current_value = 5 WHERE objective_id = :o"),
+                           {"o": deep_id})
+        db.session.commit()
+    # (0 + 0.05 + 0.25 * 3) / 5 = 16 %
+    assert _pct(hr.get(tree).get_data(as_text=True), "子团队目标") == "16%"
+    with app.app_context():
+        db.session.execute(text("UPDATE perf_objectives SET parent_id = NULL WHERE id = :o"), {"o": deep_id})
+        db.session.commit()
+    # 深层目标 no longer counts under 子团队目标: (0 + 0.25 * 3) / 4 = 18.75 %
+    assert _pct(hr.get(tree).get_data(as_text=True), "子团队目标") == "19%"
