@@ -567,7 +567,7 @@ def plan_endpoints(wanted: list[str], reps: dict[str, int]) -> dict[str, Endpoin
         try:
             from portal.performance import services as perf
             cycle = perf.default_cycle()
-            roots = perf.alignment_tree(mgr, cycle) if cycle else []
+            roots = perf.alignment_tree(mgr, cycle).items if cycle else []  # the first page of roots
             titles = [esc(n.objective.title) for n in roots]
         except Exception as exc:  # noqa: BLE001  (report, measure the page anyway)
             log(f"(okr tree data check: {exc})")

@@ -2,6 +2,7 @@
 so), migrated with Alembic once per test process, emptied after every test; clients; factories."""
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import itertools
 import os
@@ -237,3 +238,19 @@ def csrf_token(client, path="/login") -> str:
         re.search(r'"X-CSRFToken": "([^"]+)"', html)
     assert m, f"no csrf token on {path}"
     return m.group(1)
+
+
+@contextlib.contextmanager
+def count_queries():
+    """The SQL statements the app's engine runs inside the block (a list, filled as they run)."""
+    from sqlalchemy import event
+    from portal.core.db import db
+    seen: list[str] = []
+
+    def listener(conn, cursor, statement, params, context, executemany):
+        seen.append(statement)
+    event.listen(db.engine, "before_cursor_execute", listener)
+    try:
+        yield seen
+    finally:
+        event.remove(db.engine, "before_cursor_execute", listener)

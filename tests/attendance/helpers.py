@@ -1,11 +1,8 @@
 """Helpers for attendance tests: punches at local times, a query counter, a small team."""
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 from zoneinfo import ZoneInfo
-
-from sqlalchemy import event
 
 from portal.core.db import db
 
@@ -24,17 +21,7 @@ def punch(app, user, day: dt.date, hh: int, mm: int, kind: str, **kw):
         return p, created
 
 
-@contextlib.contextmanager
-def count_queries():
-    seen: list[str] = []
-
-    def listener(conn, cursor, statement, params, context, executemany):
-        seen.append(statement)
-    event.listen(db.engine, "before_cursor_execute", listener)
-    try:
-        yield seen
-    finally:
-        event.remove(db.engine, "before_cursor_execute", listener)
+from tests.conftest import count_queries  # noqa: F401 (re-exported)
 
 
 def team(make, n_reports: int = 1):

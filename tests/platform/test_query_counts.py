@@ -18,33 +18,21 @@ inbox) show the same rows at both sizes and catch queries per company row (e.g. 
 employees or enrollments)."""
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import event, insert, select, update
+from sqlalchemy import insert, select, update
 
 from portal.core.db import db
-from tests.conftest import csrf_token, login, password_hash
+from tests.conftest import count_queries, csrf_token, login, password_hash
 
 GROUP = 10  # employees per department
 DAYS_BACK = 3  # attendance history (days before today)
 
 
-@contextlib.contextmanager
-def count_queries():
-    seen: list[str] = []
-
-    def listener(conn, cursor, statement, params, context, executemany):
-        seen.append(statement)
-    event.listen(db.engine, "before_cursor_execute", listener)
-    try:
-        yield seen
-    finally:
-        event.remove(db.engine, "before_cursor_execute", listener)
 
 
 def _ids(model, rows: list[dict]) -> list[int]:
