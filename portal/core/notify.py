@@ -46,6 +46,9 @@ CHANNELS = ("inapp", "email", "sms")
 MAX_ATTEMPTS = 5
 BACKOFF = (30, 120, 600, 1800)  # seconds before attempts 2..5
 DELIVERY_BATCH = 50  # rows per deliver_many job (send_many, sweep)
+# deliver_many records accepted messages in groups: a worker killed in between leaves at most this many
+# already-sent rows in 'sending', which the sweep sends again after the lease (delivery is at least once).
+SENT_MARKS_PER_COMMIT = 10
 STUCK_AFTER_SECONDS = 300  # a 'sending' row older than this was left by a dead worker (OUTBOX_LEASE_SECONDS)
 
 
@@ -387,12 +390,26 @@ def deliver_many(notification_ids: list[int]) -> dict[str, int]:
                               .order_by(Notification.id).execution_options(populate_existing=True)).all()
     for n in rows:  # read-only from here: a commit per row must not expire (and reload) the others
         db.session.expunge(n)
-    with _Mailer() as mailer:
-        for n in rows:
-            result = _attempt(n, mailer)
-            key = "retry" if isinstance(result, Exception) else result
-            counts[key] = counts.get(key, 0) + 1
+    sent: list[dict] = []
+    try:
+        with _Mailer() as mailer:
+            for n in rows:
+                result = _attempt(n, mailer, sent)
+                key = "retry" if isinstance(result, Exception) else result
+                counts[key] = counts.get(key, 0) + 1
+                if len(sent) >= SENT_MARKS_PER_COMMIT:
+                    _mark_sent(sent)
+    finally:
+        _mark_sent(sent)
     return counts
+
+
+def _mark_sent(sent: list[dict]) -> None:
+    """Record a group of accepted messages: one executemany UPDATE by primary key and one commit."""
+    if sent:
+        db.session.execute(update(Notification), sent)
+        db.session.commit()
+        sent.clear()
 
 
 def _deliver(notification_id: int, mailer: "_Mailer") -> str | Exception:
@@ -409,9 +426,10 @@ def _deliver(notification_id: int, mailer: "_Mailer") -> str | Exception:
     return _attempt(db.session.get(Notification, notification_id, populate_existing=True), mailer)
 
 
-def _attempt(n: Notification, mailer: "_Mailer") -> str | Exception:
+def _attempt(n: Notification, mailer: "_Mailer", sent: list[dict] | None = None) -> str | Exception:
     """Send a claimed row and record the outcome (sent / back to pending with a backoff / failed) with one
-    UPDATE and a commit. ``n`` may be detached (deliver_many): it is only read."""
+    UPDATE and a commit; with ``sent``, a success is appended there for the caller to record in a group.
+    ``n`` may be detached (deliver_many): it is only read."""
     nid, attempts = n.id, n.attempts
     try:
         provider_id = _send(n, mailer)
@@ -425,7 +443,11 @@ def _attempt(n: Notification, mailer: "_Mailer") -> str | Exception:
         due = utcnow() + dt.timedelta(seconds=BACKOFF[min(attempts, len(BACKOFF)) - 1])
         _record(nid, status="pending", due_at=due, last_error=error)
         return exc
-    _record(nid, status="sent", sent_at=utcnow(), provider_id=provider_id[:200], last_error="")
+    values = dict(status="sent", sent_at=utcnow(), provider_id=provider_id[:200], last_error="")
+    if sent is None:
+        _record(nid, **values)
+    else:
+        sent.append({"id": nid, **values})
     return "sent"
 
 
