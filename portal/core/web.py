@@ -2,11 +2,12 @@
 error pages (htmx-aware), template helpers."""
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import uuid
 
 from flask import Flask, abort, current_app, g, render_template, request
-from flask_babel import format_date, format_datetime, get_locale
+from flask_babel import format_datetime, get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError, generate_csrf
@@ -132,10 +133,30 @@ def init_app(app: Flask) -> None:
         request_id=current_request_id,
         now_local=lambda: local(utcnow()),
     )
-    app.jinja_env.filters["localdt"] = lambda v, fmt="yyyy-MM-dd HH:mm": (
-        format_datetime(v, fmt) if v else "")
-    app.jinja_env.filters["localdate"] = lambda v: format_date(v, "yyyy-MM-dd") if v else ""
+    app.jinja_env.filters["localdt"] = _localdt
+    app.jinja_env.filters["localdate"] = _localdate
     app.jinja_env.filters["tolocal"] = local
+
+
+# Numeric CLDR patterns print the same in every locale: strftime on the company-time value gives Babel's
+# text at a fraction of the cost (list pages format a few hundred times per request).
+_NUMERIC_PATTERNS = {"yyyy-MM-dd HH:mm": "%Y-%m-%d %H:%M", "yyyy-MM-dd HH:mm:ss": "%Y-%m-%d %H:%M:%S",
+                     "HH:mm": "%H:%M", "HH:mm:ss": "%H:%M:%S", "yyyy-MM-dd": "%Y-%m-%d", "MM-dd HH:mm": "%m-%d %H:%M"}
+
+
+def _localdt(value, fmt: str = "yyyy-MM-dd HH:mm") -> str:
+    if not value:
+        return ""
+    numeric = _NUMERIC_PATTERNS.get(fmt)
+    if numeric is not None and isinstance(value, dt.datetime):
+        return local(value).strftime(numeric)
+    return format_datetime(value, fmt)
+
+
+def _localdate(value) -> str:
+    if not value:
+        return ""
+    return (local(value) if isinstance(value, dt.datetime) else value).strftime("%Y-%m-%d")
 
 
 def _message_for(code: int, exc) -> str:

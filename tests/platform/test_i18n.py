@@ -47,3 +47,25 @@ def test_every_string_is_translated_to_chinese():
             broken.append((msgid, string))
     assert not missing, f"{len(missing)} untranslated strings (run scripts/i18n.sh update): {missing[:20]}"
     assert not broken, f"placeholders differ: {broken[:10]}"
+
+
+def test_date_filters_print_what_babel_prints(app):
+    """localdt / localdate take a strftime shortcut for numeric patterns; the text is Babel's, in company
+    time, in both languages, for aware and naive (UTC) values and plain dates."""
+    import datetime as dt
+    from flask_babel import force_locale, format_date, format_datetime
+    f = app.jinja_env.filters
+    values = [dt.datetime(2026, 11, 25, 17, 3, 9, tzinfo=dt.timezone.utc), dt.datetime(2026, 12, 31, 16, 30),
+              dt.datetime(2026, 1, 1, 0, 0, tzinfo=dt.timezone(dt.timedelta(hours=8)))]
+    with app.test_request_context():
+        for loc in ("zh_Hans_CN", "en"):
+            with force_locale(loc):
+                for v in values:
+                    for fmt in ("yyyy-MM-dd HH:mm", "HH:mm", "yyyy-MM-dd", "HH:mm:ss", "yyyy-MM-dd HH:mm:ss",
+                                "MM-dd HH:mm", "MMMM d"):
+                        assert f["localdt"](v, fmt) == format_datetime(v, fmt), (loc, v, fmt)
+                    assert f["localdt"](v) == format_datetime(v, "yyyy-MM-dd HH:mm")
+                    assert f["localdate"](v) == format_date(v, "yyyy-MM-dd")
+                assert f["localdate"](dt.date(2026, 2, 3)) == "2026-02-03"
+                assert f["localdt"](None) == "" and f["localdate"](None) == ""
+        assert f["localdt"](values[1], "HH:mm") == "00:30"  # naive values are UTC: 16:30 UTC is 00:30 here
