@@ -875,7 +875,7 @@ def _cycle_stamp(cycle_id: int) -> tuple:
 def _snapshot(cycle_id: int) -> _Snapshot:
     """The whole cycle's tuples and roll-up, kept per process and reused while the cycle's stamp is
     unchanged (a check-in, an edit, a new or deleted objective or key result changes it)."""
-    key = (str(db.engine.url), cycle_id)
+    key = (str(db.engine.engine.url), cycle_id)  # (an Engine, or a Connection bound in tests)
     stamp = _cycle_stamp(cycle_id)
     hit = _SNAPSHOTS.get(key)
     if hit is not None and hit[0] == stamp:
