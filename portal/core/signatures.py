@@ -96,21 +96,32 @@ class SignatureCheck:
     audit_matches: bool = True
 
 
-def _signed_hash_in_audit(sig: Signature) -> Optional[str]:
-    """The content hash recorded in the audit event written when ``sig`` was made."""
-    ev = db.session.scalar(
-        select(audit.AuditEvent)
-        .where(audit.AuditEvent.target_type == Signature.__tablename__,
-               audit.AuditEvent.target_id == str(sig.id),
-               audit.AuditEvent.action == "signature.signed")
-        .order_by(audit.AuditEvent.id).limit(1))
-    return ev.payload.get("content_hash") if ev is not None else None
+def signed_hashes_in_audit(sig_ids) -> dict[int, Optional[str]]:
+    """The content hash recorded in the audit event written when each signature was made (the first such
+    event), for many signatures in one query. A signature without an event maps to nothing (None)."""
+    out: dict[int, Optional[str]] = {}
+    ids = [str(i) for i in sig_ids]
+    for i in range(0, len(ids), 500):
+        for ev in db.session.scalars(
+                select(audit.AuditEvent)
+                .where(audit.AuditEvent.target_type == Signature.__tablename__,
+                       audit.AuditEvent.target_id.in_(ids[i:i + 500]),
+                       audit.AuditEvent.action == "signature.signed")
+                .order_by(audit.AuditEvent.id)):
+            out.setdefault(int(ev.target_id), ev.payload.get("content_hash"))
+    return out
 
 
-def verify(sig: Signature, current_content: Any = None) -> SignatureCheck:
-    """Is the stored signature intact, and (if given) does the current content still match it?"""
+_LOOK_UP = object()
+
+
+def verify(sig: Signature, current_content: Any = None, audit_hash: Any = _LOOK_UP) -> SignatureCheck:
+    """Is the stored signature intact, and (if given) does the current content still match it?
+    ``audit_hash``: the hash from ``signed_hashes_in_audit`` when checking many signatures at once."""
+    if audit_hash is _LOOK_UP:
+        audit_hash = signed_hashes_in_audit([sig.id]).get(sig.id)
     stored_ok = content_hash(sig.content) == sig.content_hash
-    audit_ok = _signed_hash_in_audit(sig) == sig.content_hash
+    audit_ok = audit_hash == sig.content_hash
     matches = None
     if current_content is not None:
         matches = content_hash(current_content) == sig.content_hash

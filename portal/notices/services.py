@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from typing import Iterable
 
 from flask import url_for
@@ -131,32 +130,6 @@ def acknowledge(notice: Notice, recipient: NoticeRecipient, user: User, password
     return sig
 
 
-def _audit_hashes(sig_ids: list[int]) -> dict[int, str | None]:
-    """The content hash in the audit event of each signing (what ``signatures.verify`` checks one
-    signature at a time), for many signatures in one query."""
-    out: dict[int, str | None] = {}
-    if not sig_ids:
-        return out
-    for target_id, data in db.session.execute(
-            select(audit.AuditEvent.target_id, audit.AuditEvent.data)
-            .where(audit.AuditEvent.target_type == signatures.Signature.__tablename__,
-                   audit.AuditEvent.target_id.in_([str(i) for i in sig_ids]),
-                   audit.AuditEvent.action == "signature.signed")
-            .order_by(audit.AuditEvent.id)):
-        if int(target_id) not in out:  # the first event, as signatures.verify reads it
-            try:
-                out[int(target_id)] = json.loads(data or "{}").get("content_hash")
-            except ValueError:  # as AuditEvent.payload: unreadable data counts as no hash
-                out[int(target_id)] = None
-    return out
-
-
-def _signature_ok(sig, content: dict, audit_hash: str | None) -> bool:
-    """``signatures.verify(sig, content).ok`` with the audit hash looked up beforehand."""
-    return (signatures.content_hash(sig.content) == sig.content_hash and audit_hash == sig.content_hash
-            and signatures.content_hash(content) == sig.content_hash)
-
-
 def _rows_for(notice: Notice, recipients: list[NoticeRecipient]) -> list[dict]:
     """One row per (recipient, channel) with honest states for ``recipients``: 3 queries whatever their
     number (messages, signatures, the audit events of the signings)."""
@@ -169,14 +142,14 @@ def _rows_for(notice: Notice, recipients: list[NoticeRecipient]) -> list[dict]:
     sig_ids = [r.signature_id for r in recipients if r.signature_id]
     sigs = {s.id: s for s in db.session.scalars(select(signatures.Signature).where(
         signatures.Signature.id.in_(sig_ids)))} if sig_ids else {}
-    hashes = _audit_hashes(list(sigs))
+    hashes = signatures.signed_hashes_in_audit(list(sigs))
     rows = []
     by_recipient: dict[str, list] = {}
     for m in messages:
         by_recipient.setdefault(m.related_id, []).append(m)
     for rid, r in recips.items():
         sig = sigs.get(r.signature_id) if r.signature_id else None
-        ok = _signature_ok(sig, ack_content(notice, r), hashes.get(sig.id)) if sig else None
+        ok = signatures.verify(sig, ack_content(notice, r), audit_hash=hashes.get(sig.id)).ok if sig else None
         for m in by_recipient.get(rid, []) or [None]:
             rows.append({
                 "recipient": r, "name": r.user.display_name, "username": r.user.username,
