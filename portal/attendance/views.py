@@ -20,7 +20,7 @@ from portal.attendance.models import (Anomaly, AttendanceRule, CalendarDay, Corr
 from portal.core import audit, tasks
 from portal.core.db import db, get_or_404
 from portal.core.security import can, is_manager_of, login_only, register_permissions, require
-from portal.core.ui import page_arg, paginate, register_nav, render
+from portal.core.ui import Page, page_arg, paginate, register_nav, render
 from portal.home.views import register_card
 from portal.org.models import Employee
 
@@ -383,8 +383,14 @@ def team():
     rows = reports.team_today(current_user, day)
     counts = {k: sum(1 for r in rows if r["state"] == k) for k in ("in", "out", "none", "leave", "absent")}
     counts["late"] = sum(1 for r in rows if r["late"])
-    return render("attendance/team.html", "attendance/_team_today.html", rows=rows, counts=counts, day=day,
-                  labels=STATUS_LABELS)
+    # the totals count everyone; the table shows a page (a phone cannot use hundreds of rows, and rendering
+    # them was most of the page's time for a big department)
+    number, per_page = page_arg(50)
+    pages = max(1, -(-len(rows) // per_page))
+    number = min(number, pages)
+    page = Page(rows[(number - 1) * per_page:number * per_page], number, per_page, len(rows))
+    return render("attendance/team.html", "attendance/_team_today.html", rows=page.items, page=page,
+                  counts=counts, day=day, labels=STATUS_LABELS)
 
 
 @bp.route("/attendance/team/month")

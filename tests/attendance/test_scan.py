@@ -221,3 +221,25 @@ def test_first_scan_statements_do_not_grow_with_the_number_of_alerts(app, make):
         db.session.rollback()
     assert messages[1] > messages[0] > 0
     assert counts[0] == counts[1], counts
+
+
+def test_team_page_counts_everyone_and_shows_a_page(app, make):
+    """A big team: the totals count every member, the table shows 50 at a time with a pager, and the
+    30-second refresh keeps the page the manager is on."""
+    import re
+    boss, staff, _hr, _dept = team(make, 57)
+    from portal.attendance import services
+    with app.app_context():
+        for u in staff[:3]:
+            services.clock(u, "in")
+        db.session.commit()
+    c = app.test_client()
+    login(c, boss)
+    first = c.get("/attendance/team").get_data(as_text=True)
+    assert first.count('data-state="') == 50 and 'rel="next"' in first
+    second = c.get("/attendance/team?page=2").get_data(as_text=True)
+    assert ">已上班 3<" in first and ">已上班 3<" in second  # the totals count the whole team on every page
+    assert second.count('data-state="') == 7 and 'rel="prev"' in second
+    names = lambda html: set(re.findall(r'data-label="[^"]*">([^<]+) <span class="muted">', html))
+    assert not names(first) & names(second) and len(names(first) | names(second)) == 57
+    assert 'hx-get="/attendance/team?page=2"' in second
