@@ -18,3 +18,12 @@ class NumberRange(validators.NumberRange):
                 super().__call__(form, field)
             finally:
                 field.data = data
+
+
+def add_field_error(form, field: str | None, default: str, message: str) -> None:
+    """Show ``message`` under the form field a service error names (``field``), or under ``default`` when it
+    names none or a field this form does not have, so a service error is never lost or a crash."""
+    target = getattr(form, field, None) if field else None
+    if target is None or not hasattr(target, "errors"):
+        target = getattr(form, default)
+    target.errors = list(target.errors or []) + [message]

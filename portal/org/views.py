@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from portal.accounts.messages import message as account_message
 from portal.accounts.services import AccountError
 from portal.core.db import db, get_or_404
+from portal.core.forms import add_field_error
 from portal.core.security import can, check, login_only, register_permissions, require
 from portal.core.ui import (htmx_redirect, is_partial_request, local_today, page_arg, paginate, register_nav,
                             render)
@@ -151,8 +152,7 @@ def _employee_data(form: EmployeeForm) -> services.EmployeeData:
 
 
 def _form_error(form: EmployeeForm, exc: services.OrgError) -> None:
-    target = getattr(form, exc.field or "emp_no")
-    target.errors = list(target.errors) + [message(exc)]
+    add_field_error(form, exc.field, "emp_no", message(exc))
 
 
 def _render_form(form: EmployeeForm, emp: Employee | None, status: int = 200):
@@ -302,8 +302,7 @@ def department_create():
             return redirect(url_for("org.departments"), code=303)
     db.session.rollback()
     if exc is not None:
-        target = getattr(form, exc.field or "name")
-        target.errors = list(target.errors) + [message(exc)]
+        add_field_error(form, exc.field, "name", message(exc))
     return _tree_page(422, form)
 
 

@@ -13,6 +13,7 @@ from sqlalchemy.orm import selectinload
 
 from portal.core import audit, tasks
 from portal.core.db import db, get_or_404
+from portal.core.forms import add_field_error
 from portal.core.security import can, check, employee_scope, login_only, managed_department_ids, require
 from portal.core.ui import register_nav, render
 from portal.home.views import register_card
@@ -225,8 +226,7 @@ def update_objective(objective_id: int):
                                       form.link_weight.data)
         except services.PerfError as exc:
             db.session.rollback()
-            target = getattr(form, exc.field, None) if exc.field else form.title
-            target.errors = list(target.errors) + [msg(exc)]
+            add_field_error(form, exc.field, "title", msg(exc))
         else:
             db.session.commit()
             flash(_("Objective saved."), "success")
@@ -268,8 +268,7 @@ def create_kr(objective_id: int):
                                          milestones=form.milestones.data)
         except services.PerfError as exc:
             db.session.rollback()
-            target = getattr(form, exc.field, None) if exc.field else form.title
-            target.errors = list(target.errors) + [msg(exc)]
+            add_field_error(form, exc.field, "title", msg(exc))
         else:
             db.session.commit()
             flash(_("Key result added.") if kr.status == "active"
@@ -362,8 +361,7 @@ def create_checkin(kr_id: int):
             db.session.rollback()
             if exc.field == "milestones":
                 return _render_kr(db.session.get(KeyResult, kr_id), form, 422, milestone_error=msg(exc))
-            target = getattr(form, exc.field, None) if exc.field else form.value
-            target.errors = list(target.errors) + [msg(exc)]
+            add_field_error(form, exc.field, "value", msg(exc))
         else:
             db.session.commit()
             flash(_("Check-in saved."), "success")
@@ -407,8 +405,7 @@ def update_kr(kr_id: int):
                                        milestones=form.milestones.data)
         except services.PerfError as exc:
             db.session.rollback()
-            target = getattr(form, exc.field, None) if exc.field else form.title
-            target.errors = list(target.errors) + [msg(exc)]
+            add_field_error(form, exc.field, "title", msg(exc))
         else:
             db.session.commit()
             kr = db.session.get(KeyResult, kr_id)
@@ -489,8 +486,7 @@ def create_cycle():
                                   form.response_days.data)
         except services.PerfError as exc:
             db.session.rollback()
-            target = getattr(form, exc.field, None) if exc.field else form.year
-            target.errors = list(target.errors) + [msg(exc)]
+            add_field_error(form, exc.field, "year", msg(exc))
         else:
             db.session.commit()
             flash(_("Cycle created. Open it when objectives may be set."), "success")
@@ -516,8 +512,7 @@ def update_cycle(cycle_id: int):
                                            form.checkin_weekday.data, form.response_days.data)
         except services.PerfError as exc:
             db.session.rollback()
-            target = getattr(form, exc.field, None) if exc.field else form.checkin_frequency
-            target.errors = list(target.errors) + [msg(exc)]
+            add_field_error(form, exc.field, "checkin_frequency", msg(exc))
         else:
             db.session.commit()
             flash(_("Cycle settings saved."), "success")

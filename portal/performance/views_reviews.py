@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from portal.core import audit, signatures
 from portal.core.db import db, get_or_404
+from portal.core.forms import add_field_error
 from portal.core.security import can, login_only, require
 from portal.core.ui import render
 from portal.performance import bp, reviews, services
@@ -313,8 +314,7 @@ def create_template():
                                     [tuple(r) for r in _parse_lines(form.criteria.data, 3)])
         except services.PerfError as exc:
             db.session.rollback()
-            target = getattr(form, exc.field, None) if exc.field else form.name
-            target.errors = list(target.errors) + [_msg(exc)]
+            add_field_error(form, exc.field, "name", _msg(exc))
         else:
             db.session.commit()
             flash(_("Template saved."), "success")

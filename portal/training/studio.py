@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from portal.core import audit, uploads
 from portal.core.db import db, get_or_404
+from portal.core.forms import add_field_error
 from portal.core.security import require
 from portal.core.ui import page_arg, paginate, render
 from portal.org.models import Employee
@@ -28,9 +29,7 @@ def _edit_url(course_id: int) -> str:
 
 
 def _field_error(form, exc: TrainingError, default: str) -> None:
-    name = exc.field if exc.field and hasattr(form, exc.field) else default
-    f = getattr(form, name)
-    f.errors = list(f.errors or []) + [msg(exc)]
+    add_field_error(form, exc.field, default, msg(exc))
 
 
 @bp.route("/training/studio")
